@@ -1,0 +1,392 @@
+"""The durable per-space queue: every state change of a request, each one conditional UPDATE.
+
+Each function changes the database first, then returns an `Outcome` whose events the
+caller publishes (`events.publish` / `publish_sync`). A change made by a racing
+process (another claim, a cancel, a timeout) makes the conditional UPDATE match no
+row, and the loser's Outcome has no request: the first terminal outcome wins.
+"""
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from relay import errors
+from relay.events import APP_ENDED, APP_WAKE, QUEUED_IDS_IN_STATUS, Outcome, final_frame
+from relay.models import AppLease, InferenceRequest, Status
+from spaces.models import Space
+
+log = logging.getLogger("relay.queue")
+
+MAX_ATTEMPTS = 3
+LEASE_TTL = timedelta(seconds=20)
+REQUEUE_WAIT = timedelta(seconds=60)
+
+
+def _now():  # type: ignore[no-untyped-def]
+    return timezone.now()
+
+
+def max_queued_per_user() -> int:
+    return int(getattr(settings, "RELAY_MAX_QUEUED_PER_USER", 5))
+
+
+# --- reads ----------------------------------------------------------------------------
+
+
+def live_leases(space_id: int | None = None):  # type: ignore[no-untyped-def]
+    qs = AppLease.objects.filter(released_at__isnull=True, expires_at__gt=_now())
+    return qs.filter(space_id=space_id) if space_id is not None else qs
+
+
+def is_connected(space_id: int) -> bool:
+    return live_leases(space_id).exists()
+
+
+def queued_ids(space_id: int, limit: int = QUEUED_IDS_IN_STATUS) -> list[str]:
+    qs = InferenceRequest.objects.filter(space_id=space_id, status=Status.QUEUED).order_by("created_at", "id")
+    return [str(pk) for pk in qs.values_list("id", flat=True)[:limit]]
+
+
+def queue_size(space_id: int) -> int:
+    return InferenceRequest.objects.filter(space_id=space_id, status=Status.QUEUED).count()
+
+
+def space_status(space_id: int) -> dict[str, Any]:
+    ids = queued_ids(space_id)
+    size = len(ids) if len(ids) < QUEUED_IDS_IN_STATUS else queue_size(space_id)
+    return {"connected": is_connected(space_id), "queue_size": size, "queued_ids": ids}
+
+
+def position(req: InferenceRequest) -> int | None:
+    """1 for the next request to run; None unless queued."""
+    if req.status != Status.QUEUED:
+        return None
+    ahead = InferenceRequest.objects.filter(space_id=req.space_id, status=Status.QUEUED).filter(
+        Q(created_at__lt=req.created_at) | Q(created_at=req.created_at, id__lt=req.id)
+    )
+    return ahead.count() + 1
+
+
+def _reload(request_id: Any) -> InferenceRequest:
+    return InferenceRequest.objects.select_related("space").get(pk=request_id)
+
+
+def _app_channel(space_id: int) -> str | None:
+    return live_leases(space_id).values_list("channel_name", flat=True).first()
+
+
+def _with_space_status(outcome: Outcome, space_id: int) -> Outcome:
+    outcome.to_space(space_id, space_status(space_id))
+    return outcome
+
+
+# --- enqueue --------------------------------------------------------------------------
+
+
+def enqueue(space: Space, user: Any, inputs: dict[str, Any], files: list[dict[str, Any]] | None = None) -> Outcome:
+    """Commit a new queued request (and its input files) or raise a RelayError."""
+    from relay import files as relay_files
+
+    with transaction.atomic():
+        # Serialises submissions to one space on PostgreSQL so the limits hold under races.
+        Space.objects.select_for_update().filter(pk=space.pk).first()
+        if not is_connected(space.pk):
+            raise errors.AppNotConnected()
+        if queue_size(space.pk) >= space.max_queue_size:
+            raise errors.QueueFull()
+        mine = InferenceRequest.objects.filter(space=space, user=user, status=Status.QUEUED).count()
+        if mine >= max_queued_per_user():
+            raise errors.UserQueueFull()
+        req = InferenceRequest.objects.create(space=space, user=user, inputs=inputs)
+        for upload in files or []:
+            relay_files.save_input(req, upload["field"], upload["file"])
+    outcome = Outcome(request=req)
+    channel = _app_channel(space.pk)
+    if channel:
+        outcome.to_app(channel, {"type": APP_WAKE})
+    log.info("request submitted id=%s space=%s user=%s", req.id, space.name, user.pk)
+    return _with_space_status(outcome, space.pk)
+
+
+# --- dispatch -------------------------------------------------------------------------
+
+
+def claim_next(space_id: int, connection_id: str) -> Outcome:
+    """Take the head of the space's queue for this connection, if it holds the space's lease."""
+    for _ in range(5):
+        if not live_leases(space_id).filter(connection_id=connection_id).exists():
+            return Outcome()
+        head = (
+            InferenceRequest.objects.filter(space_id=space_id, status=Status.QUEUED)
+            .order_by("created_at", "id")
+            .values_list("id", "space__timeout_seconds")
+            .first()
+        )
+        if head is None:
+            return Outcome()
+        request_id, timeout = head
+        now = _now()
+        try:
+            with transaction.atomic():
+                won = InferenceRequest.objects.filter(id=request_id, status=Status.QUEUED).update(
+                    status=Status.RUNNING,
+                    connection_id=connection_id,
+                    attempt=F("attempt") + 1,
+                    started_at=now,
+                    deadline=now + timedelta(seconds=timeout),
+                    seq=F("seq") + 1,
+                    progress=None,
+                    message=None,
+                    text="",
+                )
+        except IntegrityError:
+            return Outcome()  # another request of this space is running
+        if not won:
+            continue  # cancelled or claimed meanwhile: try the next head
+        req = _reload(request_id)
+        outcome = Outcome(request=req)
+        outcome.to_request(req, [{"type": "status", "status": "running", "attempt": req.attempt}])
+        log.info(
+            "request dispatched id=%s space=%s attempt=%s conn=%s", req.id, req.space.name, req.attempt, connection_id
+        )
+        return _with_space_status(outcome, space_id)
+    return Outcome()
+
+
+def running_for(connection_id: str) -> InferenceRequest | None:
+    return InferenceRequest.objects.filter(status=Status.RUNNING, connection_id=connection_id).first()
+
+
+# --- while running --------------------------------------------------------------------
+
+
+def record_stream(
+    request_id: Any,
+    connection_id: str,
+    seq: int,
+    text: str,
+    progress: tuple[float | None, str | None] | None,
+    frames: list[dict[str, Any]],
+) -> Outcome:
+    """Append streamed text and/or set progress, if the request is still this connection's at `seq`."""
+    changes: dict[str, Any] = {"seq": seq + 1}
+    if text:
+        changes["text"] = Concat(F("text"), Value(text))
+    if progress is not None:
+        changes["progress"], changes["message"] = progress
+    won = InferenceRequest.objects.filter(
+        id=request_id, status=Status.RUNNING, connection_id=connection_id, seq=seq
+    ).update(**changes)
+    if not won:
+        return Outcome()
+    req = InferenceRequest(id=request_id, seq=seq + 1)
+    outcome = Outcome(request=req)
+    outcome.to_request(req, frames)
+    return outcome
+
+
+def _end(request_id: Any, condition: Q, status: str, code: str = "", message: str = "", **changes: Any) -> Outcome:
+    won = (
+        InferenceRequest.objects.filter(condition, id=request_id)
+        .filter(status__in=[Status.QUEUED, Status.RUNNING])
+        .update(status=status, error_code=code, error_message=message, finished_at=_now(), seq=F("seq") + 1, **changes)
+    )
+    if not won:
+        return Outcome()
+    req = _reload(request_id)
+    outcome = Outcome(request=req)
+    outcome.to_request(req, [final_frame(req)], final=True)
+    duration = (req.finished_at - req.started_at).total_seconds() if req.started_at else 0.0
+    log.info(
+        "request finished id=%s space=%s status=%s code=%s duration=%.3f",
+        req.id,
+        req.space.name,
+        status,
+        code or "-",
+        duration,
+    )
+    return outcome
+
+
+def finish(request_id: Any, connection_id: str, outputs: dict[str, Any]) -> Outcome:
+    """The app's result. `outputs` holds `text` (optional) and stored `files` entries."""
+    changes: dict[str, Any] = {"outputs": outputs, "progress": 1.0}
+    if "text" in outputs:
+        changes["text"] = outputs["text"]
+    return _end(request_id, Q(status=Status.RUNNING, connection_id=connection_id), Status.SUCCEEDED, **changes)
+
+
+def fail(request_id: Any, connection_id: str, message: str) -> Outcome:
+    """The app answered `error`."""
+    return _end(request_id, Q(status=Status.RUNNING, connection_id=connection_id), Status.FAILED, "app_error", message)
+
+
+def time_out(request_id: Any, grace: timedelta = timedelta(0)) -> Outcome:
+    """End a running request past its deadline; tell its app (wherever it is) to stop."""
+    req = InferenceRequest.objects.filter(id=request_id).values("space__timeout_seconds", "connection_id").first()
+    if req is None:
+        return Outcome()
+    seconds = req["space__timeout_seconds"]
+    outcome = _end(
+        request_id,
+        Q(status=Status.RUNNING, deadline__lte=_now() - grace),
+        Status.TIMED_OUT,
+        "timed_out",
+        f"The app did not finish within {seconds} seconds.",
+    )
+    if outcome.won:
+        _tell_app(outcome, outcome.request, "timeout")  # type: ignore[arg-type]
+    return outcome
+
+
+def cancel(request_id: Any) -> Outcome:
+    """Cancel a queued or running request (its submitter or staff asked)."""
+    message = "The request was cancelled."
+    outcome = _end(request_id, Q(status=Status.RUNNING), Status.CANCELLED, "cancelled", message)
+    if outcome.won:
+        _tell_app(outcome, outcome.request, "cancelled")  # type: ignore[arg-type]
+    else:
+        outcome = _end(request_id, Q(status=Status.QUEUED), Status.CANCELLED, "cancelled", message)
+    if not outcome.won:
+        return outcome
+    return _with_space_status(outcome, outcome.request.space_id)  # type: ignore[union-attr]
+
+
+def _tell_app(outcome: Outcome, req: InferenceRequest, reason: str) -> None:
+    channel = (
+        live_leases(req.space_id).filter(connection_id=req.connection_id).values_list("channel_name", flat=True).first()
+    )
+    if channel:
+        outcome.to_app(channel, {"type": APP_ENDED, "id": str(req.id), "reason": reason})
+
+
+def requeue(request_id: Any, connection_id: str) -> Outcome:
+    """The app holding the request went away: back to the head of the queue, or fail after 3 sends."""
+    base = Q(status=Status.RUNNING, connection_id=connection_id)
+    failed = _end(
+        request_id,
+        base & Q(attempt__gte=MAX_ATTEMPTS),
+        Status.FAILED,
+        "app_disconnected",
+        f"The app disconnected {MAX_ATTEMPTS} times while working on this request.",
+    )
+    if failed.won:
+        return _with_space_status(failed, failed.request.space_id)  # type: ignore[union-attr]
+    won = InferenceRequest.objects.filter(base, id=request_id).update(
+        status=Status.QUEUED, connection_id="", deadline=None, progress=None, message=None, seq=F("seq") + 1
+    )
+    if not won:
+        return Outcome()
+    req = _reload(request_id)
+    outcome = Outcome(request=req)
+    outcome.to_request(req, [{"type": "status", "status": "queued", "position": position(req), "attempt": req.attempt}])
+    log.info("request requeued id=%s space=%s attempt=%s", req.id, req.space.name, req.attempt)
+    channel = _app_channel(req.space_id)
+    if channel:
+        outcome.to_app(channel, {"type": APP_WAKE})
+    return _with_space_status(outcome, req.space_id)
+
+
+# --- presence -------------------------------------------------------------------------
+
+
+def acquire_lease(
+    space: Space, connection_id: str, channel_name: str, client: dict[str, Any], remote_addr: str
+) -> Outcome:
+    """Register a connection as the space's one app; raise DuplicateConnection if one is alive."""
+    now = _now()
+    fields = {
+        "connection_id": connection_id,
+        "channel_name": channel_name,
+        "client": client,
+        "remote_addr": remote_addr,
+        "connected_at": now,
+        "expires_at": now + LEASE_TTL,
+        "released_at": None,
+    }
+    taken = AppLease.objects.filter(space=space).filter(Q(released_at__isnull=False) | Q(expires_at__lte=now))
+    if not taken.update(**fields):
+        try:
+            with transaction.atomic():
+                AppLease.objects.create(space=space, **fields)
+        except IntegrityError:
+            raise errors.DuplicateConnection() from None
+    log.info("app connected space=%s conn=%s addr=%s", space.name, connection_id, remote_addr)
+    outcome = Outcome(request=None)
+    # Requests still held by a connection that died without a goodbye go back to the queue now.
+    for request_id in (
+        InferenceRequest.objects.filter(space=space, status=Status.RUNNING)
+        .exclude(connection_id=connection_id)
+        .values_list("id", "connection_id")
+    ):
+        outcome.merge(requeue(request_id[0], request_id[1]))
+    return _with_space_status(outcome, space.pk)
+
+
+def renew_lease(space_id: int, connection_id: str) -> bool:
+    now = _now()
+    return bool(
+        AppLease.objects.filter(
+            space_id=space_id, connection_id=connection_id, released_at__isnull=True, expires_at__gt=now
+        ).update(expires_at=now + LEASE_TTL)
+    )
+
+
+def release_lease(space_id: int, connection_id: str) -> Outcome:
+    released = AppLease.objects.filter(space_id=space_id, connection_id=connection_id, released_at__isnull=True).update(
+        released_at=_now()
+    )
+    outcome = Outcome()
+    if released:
+        log.info("app disconnected space=%s conn=%s", space_id, connection_id)
+        _with_space_status(outcome, space_id)
+    return outcome
+
+
+# --- sweeps (idempotent, safe in every process) ---------------------------------------
+
+
+def sweep(grace: timedelta = timedelta(seconds=2)) -> Outcome:
+    """One pass: requeue requests of dead connections, time out overdue ones, fail abandoned queues."""
+    outcome = Outcome()
+    now = _now()
+    live = live_leases().values_list("connection_id", flat=True)
+    touched: set[int] = set()
+    for request_id, connection_id, space_id in (
+        InferenceRequest.objects.filter(status=Status.RUNNING)
+        .exclude(connection_id__in=list(live))
+        .values_list("id", "connection_id", "space_id")
+    ):
+        outcome.merge(requeue(request_id, connection_id))
+        touched.add(space_id)
+    for request_id in InferenceRequest.objects.filter(status=Status.RUNNING, deadline__lte=now - grace).values_list(
+        "id", flat=True
+    ):
+        outcome.merge(time_out(request_id, grace))
+    # Queued requests wait REQUEUE_WAIT for an app that went away to come back.
+    for lease in AppLease.objects.filter(Q(released_at__isnull=False) | Q(expires_at__lte=now)):
+        ended = lease.released_at or lease.expires_at
+        if ended > now - REQUEUE_WAIT:
+            continue
+        for request_id in InferenceRequest.objects.filter(space_id=lease.space_id, status=Status.QUEUED).values_list(
+            "id", flat=True
+        ):
+            ended_outcome = _end(
+                request_id,
+                Q(status=Status.QUEUED),
+                Status.FAILED,
+                "app_disconnected",
+                "The space's app went away and did not come back in time.",
+            )
+            if ended_outcome.won:
+                outcome.merge(ended_outcome)
+                touched.add(lease.space_id)
+    for space_id in touched:
+        _with_space_status(outcome, space_id)
+    return outcome
