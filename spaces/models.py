@@ -74,13 +74,13 @@ class Space(models.Model):
     def __str__(self) -> str:
         return self.display_title
 
-    def get_absolute_url(self) -> str:
-        return reverse("spaces:detail", args=[self.slug])
-
     def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         if not self.slug:
             self.slug = self._free_slug(slugify(self.name)[:90] or "space")
         super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("spaces:detail", args=[self.slug])
 
     def _free_slug(self, base: str) -> str:
         slug, n = base, 1

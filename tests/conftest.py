@@ -1,0 +1,62 @@
+"""Shared fixtures: personas (alice submits, bob is another user, staff sees all), spaces, live hubs."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from tests import settings as test_settings
+from tests.live import Daphne, running_hubs
+
+needs_services = pytest.mark.skipif(
+    not (test_settings.HAVE_POSTGRES and test_settings.HAVE_REDIS),
+    reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (see README)",
+)
+
+
+@pytest.fixture
+def alice(db: Any) -> Any:
+    return get_user_model().objects.create_user("alice", "alice@example.com", "alice-password")
+
+
+@pytest.fixture
+def bob(db: Any) -> Any:
+    return get_user_model().objects.create_user("bob", "bob@example.com", "bob-password")
+
+
+@pytest.fixture
+def staff(db: Any) -> Any:
+    return get_user_model().objects.create_user("sam", "sam@example.com", "sam-password", is_staff=True)
+
+
+@pytest.fixture
+def make_space(db: Any) -> Any:
+    """make_space(name="Echo", **fields) -> (space, token)."""
+    from spaces.models import Space
+
+    def make(name: str = "Echo", **fields: Any) -> tuple[Space, str]:
+        space = Space.objects.create(name=name, title=fields.pop("title", name), **fields)
+        return space, space.rotate_token()
+
+    return make
+
+
+@pytest.fixture
+def hubs(request: pytest.FixtureRequest, tmp_path: Path, transactional_db: Any) -> Iterator[list[Daphne]]:
+    """Live daphne processes (2 unless the test is marked `pytest.mark.hubs(n)`)."""
+    if not (test_settings.HAVE_POSTGRES and test_settings.HAVE_REDIS):
+        pytest.skip("needs PostgreSQL and Redis (see README)")
+    marker = request.node.get_closest_marker("hubs")
+    count = marker.args[0] if marker else 2
+    with running_hubs(tmp_path, count) as started:
+        yield started
+    for hub in started:
+        log = hub.log()
+        assert "Traceback" not in log, f"{hub.name} logged an exception:\n{log[-4000:]}"
+
+
+@pytest.fixture
+def hub(hubs: list[Daphne]) -> Daphne:
+    return hubs[0]
