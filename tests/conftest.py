@@ -60,3 +60,17 @@ def hubs(request: pytest.FixtureRequest, tmp_path: Path, transactional_db: Any) 
 @pytest.fixture
 def hub(hubs: list[Daphne]) -> Daphne:
     return hubs[0]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Drop the test database cleanly: end sessions left by worker threads and killed daphnes."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )

@@ -1,0 +1,49 @@
+"""`/ws/spaces/<slug>/`: connected and queue size, on connect and on every change."""
+
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+
+from relay import queue
+from relay.events import publish
+from tests.relay.conftest import ORIGIN, Peer, register
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_it_shows_the_app_and_the_queue_live(make_space: Any, alice: Any) -> None:
+    space, token = await database_sync_to_async(make_space)("Echo")
+    watcher = await Peer("/ws/spaces/echo/", [ORIGIN]).connect()
+    assert await watcher.recv() == {"type": "space", "connected": False, "queue_size": 0}
+    app, _ = await register("Echo", token)
+    assert await watcher.recv() == {"type": "space", "connected": True, "queue_size": 0}
+    for prompt in ("one", "two"):
+        await publish(await database_sync_to_async(queue.enqueue)(space, alice, {"prompt": prompt}))
+    await app.recv_type("request")
+    frames = []
+    while not await watcher.nothing(0.5):
+        frames.append(await watcher.recv())
+    assert frames, "the watcher heard of the submissions"
+    assert all(f["connected"] for f in frames)
+    assert frames[-1]["queue_size"] == 1, "two submitted, the app took one"
+    await app.close()
+    frame = await watcher.recv()
+    while frame["connected"]:
+        frame = await watcher.recv()
+    assert frame == {"type": "space", "connected": False, "queue_size": 2}, "the running one went back to the queue"
+    await watcher.close()
+
+
+async def test_it_closes_4404_for_an_unknown_or_inactive_space(make_space: Any) -> None:
+    space, _ = await database_sync_to_async(make_space)("Echo", is_active=False)
+    for slug in ("echo", "nope"):
+        watcher = await Peer(f"/ws/spaces/{slug}/", [ORIGIN]).connect()
+        assert await watcher.closed() == 4404
+
+
+async def test_it_refuses_a_foreign_origin(make_space: Any) -> None:
+    await database_sync_to_async(make_space)("Echo")
+    peer = Peer("/ws/spaces/echo/", [(b"origin", b"https://evil.example")])
+    connected, _ = await peer.comm.connect(timeout=5)
+    assert not connected
