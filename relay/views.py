@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db import connection
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -30,6 +30,13 @@ log = logging.getLogger("relay.views")
 
 def wants_json(request: HttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
+
+
+def see_other(url: str) -> HttpResponseRedirect:
+    """303: the browser follows with a GET (after a POST)."""
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
 
 
 def error_response(exc: errors.RelayError) -> JsonResponse:
@@ -107,7 +114,7 @@ def _submit(request: HttpRequest, space: Space, handler: UploadLimitHandler) -> 
             },
             status=201,
         )
-    return redirect(f"{space.get_absolute_url()}?request={req.id}", permanent=False, status=303)
+    return see_other(f"{space.get_absolute_url()}?request={req.id}")
 
 
 def _too_large(request: HttpRequest, space: Space) -> HttpResponse:
@@ -165,11 +172,11 @@ def cancel_api(request: HttpRequest, request_id: Any) -> HttpResponse:
     except errors.RelayError as exc:
         if wants_json(request) or exc.http_status == 404:
             return error_response(exc)
-        return redirect(f"{req.space.get_absolute_url()}?request={req.pk}", status=303)
+        return see_other(f"{req.space.get_absolute_url()}?request={req.pk}")
     publish_sync(outcome)
     assert outcome.request is not None
     if not wants_json(request) and request.content_type != "application/json":
-        return redirect(f"{outcome.request.space.get_absolute_url()}?request={req.pk}", status=303)
+        return see_other(f"{outcome.request.space.get_absolute_url()}?request={req.pk}")
     return JsonResponse(request_state(outcome.request))
 
 

@@ -36,7 +36,7 @@ async def test_it_shows_the_app_and_the_queue_live(make_space: Any, alice: Any) 
 
 
 async def test_it_closes_4404_for_an_unknown_or_inactive_space(make_space: Any) -> None:
-    space, _ = await database_sync_to_async(make_space)("Echo", is_active=False)
+    await database_sync_to_async(make_space)("Echo", is_active=False)
     for slug in ("echo", "nope"):
         watcher = await Peer(f"/ws/spaces/{slug}/", [ORIGIN]).connect()
         assert await watcher.closed() == 4404
