@@ -28,6 +28,16 @@ LEASE_TTL = timedelta(seconds=20)
 REQUEUE_WAIT = timedelta(seconds=60)
 
 
+def _log(event: str, **fields: Any) -> None:
+    """One logfmt line per lifecycle event: `event=request.finished id=... space=Echo status=...`."""
+
+    def value(v: Any) -> str:
+        text = f"{v:.3f}" if isinstance(v, float) else str(v)
+        return f'"{text}"' if (not text or any(c in text for c in ' ="')) else text
+
+    log.info(" ".join([f"event={event}", *(f"{k}={value(v)}" for k, v in fields.items())]))
+
+
 def _now():  # type: ignore[no-untyped-def]
     return timezone.now()
 
@@ -110,7 +120,7 @@ def enqueue(space: Space, user: Any, inputs: dict[str, Any], files: list[dict[st
     channel = _app_channel(space.pk)
     if channel:
         outcome.to_app(channel, {"type": APP_WAKE})
-    log.info("request submitted id=%s space=%s user=%s", req.id, space.name, user.pk)
+    _log("request.submitted", id=req.id, space=space.name, user=user.pk, files=len(files or []))
     return _with_space_status(outcome, space.pk)
 
 
@@ -152,9 +162,7 @@ def claim_next(space_id: int, connection_id: str) -> Outcome:
         req = _reload(request_id)
         outcome = Outcome(request=req)
         outcome.to_request(req, [{"type": "status", "status": "running", "attempt": req.attempt}])
-        log.info(
-            "request dispatched id=%s space=%s attempt=%s conn=%s", req.id, req.space.name, req.attempt, connection_id
-        )
+        _log("request.dispatched", id=req.id, space=req.space.name, attempt=req.attempt, conn=connection_id)
         return _with_space_status(outcome, space_id)
     return Outcome()
 
@@ -202,14 +210,16 @@ def _end(request_id: Any, condition: Q, status: str, code: str = "", message: st
     req = _reload(request_id)
     outcome = Outcome(request=req)
     outcome.to_request(req, [final_frame(req)], final=True)
-    duration = (req.finished_at - req.started_at).total_seconds() if req.started_at else 0.0
-    log.info(
-        "request finished id=%s space=%s status=%s code=%s duration=%.3f",
-        req.id,
-        req.space.name,
-        status,
-        code or "-",
-        duration,
+    processing = (req.finished_at - req.started_at).total_seconds() if req.started_at else 0.0
+    _log(
+        "request.timed_out" if status == Status.TIMED_OUT else "request.finished",
+        id=req.id,
+        space=req.space.name,
+        status=status,
+        code=code or "-",
+        attempt=req.attempt,
+        total=(req.finished_at - req.created_at).total_seconds(),
+        processing=processing,
     )
     return outcome
 
@@ -286,7 +296,7 @@ def requeue(request_id: Any, connection_id: str) -> Outcome:
     req = _reload(request_id)
     outcome = Outcome(request=req)
     outcome.to_request(req, [{"type": "status", "status": "queued", "position": position(req), "attempt": req.attempt}])
-    log.info("request requeued id=%s space=%s attempt=%s", req.id, req.space.name, req.attempt)
+    _log("request.requeued", id=req.id, space=req.space.name, attempt=req.attempt, conn=connection_id)
     channel = _app_channel(req.space_id)
     if channel:
         outcome.to_app(channel, {"type": APP_WAKE})
@@ -317,7 +327,7 @@ def acquire_lease(
                 AppLease.objects.create(space=space, **fields)
         except IntegrityError:
             raise errors.DuplicateConnection() from None
-    log.info("app connected space=%s conn=%s addr=%s", space.name, connection_id, remote_addr)
+    _log("app.connected", space=space.name, conn=connection_id, addr=remote_addr or "-")
     outcome = Outcome(request=None)
     # Requests still held by a connection that died without a goodbye go back to the queue now.
     for request_id in (
@@ -344,7 +354,7 @@ def release_lease(space_id: int, connection_id: str) -> Outcome:
     )
     outcome = Outcome()
     if released:
-        log.info("app disconnected space=%s conn=%s", space_id, connection_id)
+        _log("app.disconnected", space_id=space_id, conn=connection_id)
         _with_space_status(outcome, space_id)
     return outcome
 
