@@ -6,6 +6,7 @@ app_name = "relay"
 
 urlpatterns = [
     path("spaces/<slug:slug>/requests/", views.submit, name="submit"),
+    path("requests/", views.my_requests, name="my_requests"),
     path("api/spaces/<slug:slug>/", views.space_api, name="space_api"),
     path("api/requests/<uuid:request_id>/", views.request_api, name="request_api"),
     path("api/requests/<uuid:request_id>/cancel/", views.cancel_api, name="cancel"),

@@ -10,9 +10,10 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.core.paginator import Paginator
 from django.db import connection
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -122,6 +123,18 @@ def _too_large(request: HttpRequest, space: Space) -> HttpResponse:
     if wants_json(request):
         return error_response(exc)
     return render_space(request, space, error=exc.message, status=413)
+
+
+@login_required
+@require_GET
+def my_requests(request: HttpRequest) -> HttpResponse:
+    """The person's own requests across spaces, newest first."""
+    qs = InferenceRequest.objects.select_related("space").filter(user=request.user).order_by("-created_at")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    for req in page.object_list:
+        end = req.finished_at
+        req.duration = (end - req.created_at).total_seconds() if end else None
+    return render(request, "relay/my_requests.html", {"page_obj": page})
 
 
 @require_GET
