@@ -3,6 +3,7 @@
 import time
 
 from django.conf import settings
+from django.core.cache import cache
 
 
 class TokenBucket:
@@ -29,3 +30,31 @@ class TokenBucket:
             return False
         self.tokens -= 1
         return True
+
+
+def _window_key(key: str, window: int) -> str:
+    return f"ratelimit:{key}:{int(time.time() // window)}"
+
+
+def hit(key: str, limit: int, window: int = 60) -> bool:
+    """Count one event against `key` (shared by every process through the cache); False past the limit."""
+    bucket = _window_key(key, window)
+    cache.add(bucket, 0, timeout=window * 2)
+    try:
+        return cache.incr(bucket) <= limit
+    except ValueError:  # expired between add and incr
+        cache.add(bucket, 1, timeout=window * 2)
+        return True
+
+
+def exceeded(key: str, limit: int, window: int = 60) -> bool:
+    """Whether `key` already used up its events in this window (counts nothing)."""
+    return int(cache.get(_window_key(key, window)) or 0) >= limit
+
+
+def registration_failures_per_minute() -> int:
+    return int(getattr(settings, "RELAY_REGISTER_FAILURES_PER_MINUTE", 20))
+
+
+def submits_per_minute() -> int:
+    return int(getattr(settings, "RELAY_SUBMITS_PER_MINUTE", 30))

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from relay import errors, files, queue
+from relay import errors, files, limits, queue
 from relay.events import publish_sync, request_state
 from relay.models import InferenceRequest, RequestFile
 from spaces.forms import RequestForm
@@ -95,6 +95,8 @@ def _submit(request: HttpRequest, space: Space, handler: UploadLimitHandler) -> 
             raise errors.Invalid(fields={k: [str(m) for m in v] for k, v in form.errors.items()})
         if form.total_upload_size() > space.max_upload_mb * 1024 * 1024:
             raise errors.TooLarge(_("The upload is larger than %(mb)s MB.") % {"mb": space.max_upload_mb})
+        if not limits.hit(f"submit:{request.user.pk}", limits.submits_per_minute()):
+            raise errors.RateLimited(_("You are submitting too fast: wait a minute and try again."))
         inputs, uploads = form.inputs_and_files()
         outcome = queue.enqueue(space, request.user, inputs, uploads)
     except errors.RelayError as exc:

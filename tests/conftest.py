@@ -74,3 +74,25 @@ def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Iterator[No
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> Iterator[None]:
+    """Rate-limit counters live in the cache (Redis in tests): start every test with none."""
+    from django.core.cache import cache
+
+    if test_settings.HAVE_REDIS:
+        _clear_prefixed(cache)  # not FLUSHDB: other test runs may share this Redis database
+    else:
+        cache.clear()
+    yield
+
+
+def _clear_prefixed(cache: Any) -> None:
+    from django.conf import settings
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)

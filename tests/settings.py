@@ -36,6 +36,7 @@ if HAVE_POSTGRES and "DATABASE_URL" not in os.environ:
 if HAVE_REDIS and "REDIS_URL" not in os.environ:
     os.environ["REDIS_URL"] = TEST_REDIS_URL
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"spacehub-test-{os.getpid()}")
+os.environ.setdefault("CACHE_KEY_PREFIX", f"spacehub-test-{os.getpid()}")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="spacehub-media-"))
 os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="spacehub-static-"))
 

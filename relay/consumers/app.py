@@ -10,7 +10,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from relay import files, frames, queue, sweeper
+from relay import files, frames, limits, queue, sweeper
 from relay.errors import (
     BadMessage,
     DuplicateConnection,
@@ -21,7 +21,6 @@ from relay.errors import (
     UnknownRequest,
 )
 from relay.events import Outcome, publish
-from relay.limits import TokenBucket
 from relay.models import InferenceRequest
 from spaces.models import Space
 
@@ -33,9 +32,14 @@ STREAM_FLUSH_SECONDS = 0.03  # coalesce partial/progress frames: at most one DB 
 
 
 @database_sync_to_async
-def _authenticate(name: str, token: str) -> Space:
+def _authenticate(name: str, token: str, addr: str) -> Space:
+    """The space, if the token is its own; failures are rate-limited per address, on every process."""
+    key, limit = f"register-fail:{addr}", limits.registration_failures_per_minute()
+    if limits.exceeded(key, limit):
+        raise RateLimited("Too many failed registrations from this address: wait a minute.")
     space = Space.objects.filter(name=name, is_active=True).first()
     if space is None or not space.check_token(token):
+        limits.hit(key, limit)
         raise InvalidCredentials()
     return space
 
@@ -94,7 +98,7 @@ class AppConsumer(AsyncWebsocketConsumer):
         self.connection_id = secrets.token_hex(12)
         self.tasks: list[asyncio.Task[None]] = []
         self.lock = asyncio.Lock()
-        self.bucket = TokenBucket.for_apps()
+        self.bucket = limits.TokenBucket.for_apps()
         self.closing = False
         await self.accept()
         sweeper.ensure_running()
@@ -130,7 +134,7 @@ class AppConsumer(AsyncWebsocketConsumer):
         await handler[kind](frame)
 
     async def _register(self, reg: frames.Register) -> None:
-        space = await _authenticate(reg.space, reg.token)
+        space = await _authenticate(reg.space, reg.token, self._remote_addr())
         outcome = await database_sync_to_async(queue.acquire_lease)(
             space, self.connection_id, self.channel_name, reg.client, self._remote_addr()
         )
@@ -264,6 +268,9 @@ class AppConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
+                if not await database_sync_to_async(_still_valid)(self.space.pk, self.space.token_hash):
+                    await self.app_revoked({})
+                    return
                 if not await database_sync_to_async(queue.renew_lease)(self.space.pk, self.connection_id):
                     log.warning("lease lost space=%s conn=%s", self.space.name, self.connection_id)
                     await self._refuse(DuplicateConnection("This connection's lease lapsed."), close=True)
@@ -327,6 +334,11 @@ class AppConsumer(AsyncWebsocketConsumer):
         host = headers.get(b"host", b"localhost").decode("latin1")
         scheme = "https" if self.scope.get("scheme") in ("wss", "https") else "http"
         return f"{scheme}://{host}"
+
+
+def _still_valid(space_id: int, token_hash: str) -> bool:
+    """The space is still active and its token unchanged (a missed revoke event is caught here)."""
+    return Space.objects.filter(pk=space_id, is_active=True, token_hash=token_hash).exists()
 
 
 def _status_of(request_id: str) -> str | None:

@@ -275,3 +275,25 @@ async def test_it_closes_a_flooding_app(make_space: Any, settings: Any) -> None:
     assert out["code"] == 4429
     assert '"rate_limited"' in frames[-1]
     assert 15 <= len(frames) <= 25, "the burst was served before the limit hit"
+
+
+async def test_it_disconnects_the_app_of_a_deactivated_space(make_space: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(app_consumer, "HEARTBEAT_SECONDS", 0.2)
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    space.is_active = False
+    await database_sync_to_async(space.save)()
+    assert (await app.recv())["code"] == "invalid_credentials"
+    assert await app.closed() == 4401
+
+
+async def test_it_rate_limits_failed_registrations_per_address(make_space: Any, settings: Any) -> None:
+    settings.RELAY_REGISTER_FAILURES_PER_MINUTE = 3
+    _, token = await database_sync_to_async(make_space)("Echo")
+    for _ in range(3):
+        app, frame = await register("Echo", "sh_wrong")
+        assert frame["code"] == "invalid_credentials"
+        await app.closed()
+    app, frame = await register("Echo", token)
+    assert frame["code"] == "rate_limited", "even the right token waits out the window"
+    assert await app.closed() == 4429

@@ -162,3 +162,15 @@ def test_it_checks_upload_types(client: Client, alice: Any, make_space: Any) -> 
     assert exe.status_code == 400 and "files" in exe.json()["error"]["fields"]
     many = [SimpleUploadedFile(f"{i}.txt", b"x", content_type="text/plain") for i in range(11)]
     assert post(client, "ears", files=many).status_code == 400
+
+
+def test_it_rate_limits_submissions_per_user(client: Client, alice: Any, echo: Any, settings: Any) -> None:
+    settings.RELAY_SUBMITS_PER_MINUTE = 2
+    settings.RELAY_MAX_QUEUED_PER_USER = 10
+    client.force_login(alice)
+    assert post(client, prompt="1").status_code == 201
+    assert post(client, prompt="2").status_code == 201
+    response = post(client, prompt="3")
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert InferenceRequest.objects.count() == 2
