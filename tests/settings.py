@@ -44,3 +44,7 @@ from spacehub.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users only
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    # One test database per run, so that runs side by side (two checkouts, CI) never share one.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_spacehub_{os.getpid()}"}  # noqa: F405
