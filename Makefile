@@ -47,8 +47,8 @@ token: $(VENV)/.base
 	$(RUN_ENV) $(PY) manage.py setup_space "$(SPACE)" --hub $(HUB)
 
 messages: $(VENV)/.dev
-	cd spacehub && ../$(PY) ../manage.py makemessages -l zh_Hans --no-obsolete
-	$(PY) manage.py compilemessages -l zh_Hans
+	$(RUN_ENV) $(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=tests --ignore=bench
+	$(RUN_ENV) $(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

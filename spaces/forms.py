@@ -50,7 +50,6 @@ class RequestForm(forms.Form):
         label=_("Files"),
         required=False,
         widget=MultipleFileInput(attrs={"accept": ",".join(ALLOWED_FILE_EXTENSIONS)}),
-        help_text=_("Up to %(count)s files.") % {"count": MAX_FILES},
     )
 
     def __init__(self, space: Space, *args: Any, **kwargs: Any) -> None:
@@ -60,6 +59,9 @@ class RequestForm(forms.Form):
         for name in FEATURES:
             if not space.features[name]:
                 del self.fields[name]
+        if "files" in self.fields:
+            # Formatted here, in the request's language (at import time it would stay English).
+            self.fields["files"].help_text = _("Up to %(count)s files.") % {"count": MAX_FILES}
         self.helper = FormHelper()
         self.helper.form_action = reverse("relay:submit", args=[space.slug])
         self.helper.form_method = "post"

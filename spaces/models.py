@@ -1,3 +1,6 @@
+import shlex
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.dispatch import Signal
@@ -82,6 +85,10 @@ class Space(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("spaces:detail", args=[self.slug])
 
+    def clean(self) -> None:
+        if not any(self.features.values()):
+            raise ValidationError(_("Enable at least one input feature: a space without inputs cannot take requests."))
+
     def _free_slug(self, base: str) -> str:
         slug, n = base, 1
         while Space.objects.filter(slug=slug).exclude(pk=self.pk).exists():
@@ -119,4 +126,7 @@ class Space(models.Model):
         return tokens.token_matches(token, self.token_hash)
 
     def connect_command(self, hub_url: str, token: str) -> str:
-        return f'python -m relay.client --hub {hub_url} --space "{self.name}" --token {token}'
+        # "Name" reads best; a name with shell characters gets full shell quoting instead.
+        safe = all(ch.isalnum() or ch in " _.-" for ch in self.name)
+        space = f'"{self.name}"' if safe else shlex.quote(self.name)
+        return f"python -m relay.client --hub {shlex.quote(hub_url)} --space {space} --token {token}"

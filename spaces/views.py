@@ -5,7 +5,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from spaces.forms import RequestForm
 from spaces.models import Space
@@ -16,13 +16,13 @@ SpacePageProvider = Callable[[HttpRequest, Space], dict[str, Any]]
 space_page_providers: list[SpacePageProvider] = []
 
 
-@require_GET
+@require_safe
 def space_list(request: HttpRequest) -> HttpResponse:
     spaces = Space.objects.active()
     return render(request, "spaces/space_list.html", {"spaces": spaces})
 
 
-@require_GET
+@require_safe
 def space_detail(request: HttpRequest, slug: str) -> HttpResponse:
     space = get_object_or_404(Space.objects.active(), slug=slug)
     return render_space(request, space)

@@ -1,6 +1,7 @@
 import json
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from spaces.models import FEATURES, Space
@@ -31,15 +32,20 @@ class Command(BaseCommand):
             raise CommandError("The name must be 1 to 100 characters.")
         if options["timeout"] is not None and not 1 <= options["timeout"] <= 24 * 3600:
             raise CommandError("--timeout must be between 1 and 86400 seconds.")
-        space, created = Space.objects.get_or_create(name=name, defaults={"title": options["title"] or ""})
+        features = parse_features(options["features"]) if options["features"] is not None else None
+        # Check everything before writing: a refused command leaves no half-made space behind.
+        space = Space.objects.filter(name=name).first() or Space(name=name)
+        created = space.pk is None
         if options["title"] is not None:
             space.title = options["title"]
-        if options["features"] is not None:
-            for feature, on in parse_features(options["features"]).items():
-                setattr(space, f"feature_{feature}", on)
+        for feature, on in (features or {}).items():
+            setattr(space, f"feature_{feature}", on)
         if options["timeout"] is not None:
             space.timeout_seconds = options["timeout"]
-        space.full_clean()
+        try:
+            space.full_clean()
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
         space.save()
         token = space.rotate_token()
         if options["json"]:
