@@ -42,7 +42,12 @@ os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="spacehub-static-")
 
 from spacehub.settings import *  # noqa: E402, F403
 
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users only
+# Fast hashing for test users; the default hashers stay available for users that live daphne
+# processes (which run spacehub.settings) must log in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405

@@ -125,6 +125,12 @@
     }
   }
 
+  function humanSize(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
   function renderFiles(container, files) {
     container.replaceChildren();
     for (const file of files || []) {
@@ -149,7 +155,7 @@
       const link = el("a", "", file.name);
       link.href = file.url;
       link.download = file.name;
-      item.append(link, el("span", "text-body-secondary small ms-2", `(${type}, ${file.size} B)`));
+      item.append(link, el("span", "text-body-secondary small ms-2", `(${type}, ${humanSize(file.size)})`));
       container.append(item);
     }
   }
@@ -185,7 +191,9 @@
       if (state.outputs) this.showResult(state.outputs);
       this.error.textContent = errorText(state.error);
       this.error.hidden = !state.error;
-      if (this.when && state.created_at) this.when.textContent = new Date(state.created_at).toLocaleString();
+      if (this.when && state.created_at) {
+        this.when.textContent = new Date(state.created_at).toLocaleString(document.documentElement.lang || undefined);
+      }
     }
 
     setStatus(status, position) {
@@ -198,6 +206,7 @@
       this.position.hidden = status !== "queued" || !position;
       if (position) this.position.textContent = format(t.position, { position });
       this.progress.hidden = status !== "running";
+      if (!live && status !== "queued") this.message.hidden = true; // "done", "step 4/10": over now
     }
 
     setProgress(value, message) {
@@ -294,6 +303,8 @@
       cards.set(state.id, card);
       if (atTop) list.prepend(card.node);
       else list.append(card.node);
+      const empty = document.getElementById("no-requests");
+      if (empty) empty.hidden = true;
     }
     if (state.status === "queued" || state.status === "running") card.follow();
     return card;
