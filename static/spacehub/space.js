@@ -206,7 +206,7 @@
       this.position.hidden = status !== "queued" || !position;
       if (position) this.position.textContent = format(t.position, { position });
       this.progress.hidden = status !== "running";
-      if (!live && status !== "queued") this.message.hidden = true; // "done", "step 4/10": over now
+      if (!live) this.message.hidden = true; // "done", "step 4/10": over now
     }
 
     setProgress(value, message) {
