@@ -10,6 +10,12 @@ from django.contrib.auth import get_user_model
 from tests import settings as test_settings
 from tests.live import Daphne, running_hubs
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: while Playwright runs, its event loop occupies the main thread."""
+    items.sort(key=lambda item: "/tests/browser/" in str(item.path))
+
+
 needs_services = pytest.mark.skipif(
     not (test_settings.HAVE_POSTGRES and test_settings.HAVE_REDIS),
     reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (see README)",

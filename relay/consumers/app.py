@@ -1,6 +1,7 @@
 """`/ws/apps/`: a remote app registers for one space and answers its requests one at a time."""
 
 import asyncio
+import collections
 import json
 import logging
 import secrets
@@ -100,6 +101,7 @@ class AppConsumer(AsyncWebsocketConsumer):
         self.lock = asyncio.Lock()
         self.bucket = limits.TokenBucket.for_apps()
         self.closing = False
+        self.stopped_ids: collections.deque[str] = collections.deque(maxlen=64)
         await self.accept()
         sweeper.ensure_running()
         self.tasks.append(asyncio.create_task(self._register_deadline()))
@@ -129,6 +131,8 @@ class AppConsumer(AsyncWebsocketConsumer):
         if kind not in handler:
             raise BadMessage(f'Unknown frame type "{kind[:40]}".')
         request_id = frames.request_id(frame)
+        if request_id in self.stopped_ids:
+            return  # PROTOCOL: after a cancel the hub ignores anything more about that id
         if self.inflight is None or self.inflight.id != request_id:
             raise UnknownRequest()
         await handler[kind](frame)
@@ -250,6 +254,7 @@ class AppConsumer(AsyncWebsocketConsumer):
         if self.inflight is None or self.inflight.id != request_id:
             return
         await self._take_inflight()
+        self.stopped_ids.append(request_id)
         await self._send({"type": "cancel", "id": request_id, "reason": reason})
         await self._next()
 
