@@ -242,6 +242,9 @@ class App:
         try:
             await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if not reader.done():
+                with contextlib.suppress(ConnectionClosed):
+                    # Tell the hub to send nothing new, so no request is handed over only to be requeued.
+                    await self._send(ws, {"type": "stopping"})
                 await self._drain(reader)
                 await ws.close(1000, "app stopping")
                 self.log.info("disconnected")

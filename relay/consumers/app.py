@@ -101,6 +101,7 @@ class AppConsumer(AsyncWebsocketConsumer):
         self.lock = asyncio.Lock()
         self.bucket = limits.TokenBucket.for_apps()
         self.closing = False
+        self.draining = False
         self.stopped_ids: collections.deque[str] = collections.deque(maxlen=64)
         await self.accept()
         sweeper.ensure_running()
@@ -126,6 +127,9 @@ class AppConsumer(AsyncWebsocketConsumer):
         kind = frame["type"]
         if kind == "ping":
             await self._send({"type": "pong"})
+            return
+        if kind == "stopping":
+            self.draining = True  # the app is shutting down: it finishes what it has, takes nothing new
             return
         handler = {"progress": self._progress, "partial": self._partial, "result": self._result, "error": self._error}
         if kind not in handler:
@@ -231,7 +235,7 @@ class AppConsumer(AsyncWebsocketConsumer):
     async def _next(self) -> None:
         """Send the head of the queue if this connection is idle."""
         async with self.lock:
-            if self.inflight is not None or self.space is None or self.closing:
+            if self.inflight is not None or self.space is None or self.closing or self.draining:
                 return
             outcome, frame = await _claim(self.space.pk, self.connection_id, self._base_url())
             if frame is None or outcome.request is None:

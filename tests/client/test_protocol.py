@@ -137,6 +137,7 @@ async def test_stopping_finishes_the_request_then_closes_with_1000(server: Any) 
     async def script(ws: ServerConnection) -> None:
         await registered(ws)
         await ws.send(json.dumps({"type": "request", "id": "r1", "attempt": 1, "inputs": {"prompt": "hi"}}))
+        got["stopping"] = json.loads(await ws.recv())
         got["result"] = json.loads(await ws.recv())
         await ws.send(json.dumps({"type": "request", "id": "r2", "attempt": 1, "inputs": {"prompt": "late"}}))
         await ws.wait_closed()
@@ -152,6 +153,7 @@ async def test_stopping_finishes_the_request_then_closes_with_1000(server: Any) 
     app.stop()
     await asyncio.wait_for(task, 5)
 
+    assert got["stopping"] == {"type": "stopping"}, "first the hub hears: nothing new, please"
     assert got["result"] == {"type": "result", "id": "r1", "outputs": {"text": "done hi"}}
     assert got["close"] == 1000
 
@@ -183,4 +185,4 @@ async def test_a_cancel_ends_the_handler_and_no_frame_follows(server: Any) -> No
     app.stop()
     await asyncio.wait_for(task, 5)
 
-    assert [f["type"] for f in frames] == ["progress"]
+    assert [f["type"] for f in frames] == ["progress", "stopping"], "nothing about r1 after its cancel"

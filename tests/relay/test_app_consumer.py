@@ -302,3 +302,18 @@ async def test_it_rate_limits_failed_registrations_per_address(make_space: Any, 
     app, frame = await register("Echo", token)
     assert frame["code"] == "rate_limited", "even the right token waits out the window"
     assert await app.closed() == 4429
+
+
+async def test_a_stopping_app_gets_no_new_request(make_space: Any, alice: Any) -> None:
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    first = await submit(space, alice, "first")
+    second = await submit(space, alice, "second")
+    frame = await app.recv()
+    await app.send({"type": "stopping"})
+    await app.send({"type": "result", "id": frame["id"], "outputs": {"text": "last one"}})
+    assert await app.nothing(0.5), "nothing new for an app on its way out"
+    await app.close()
+    assert (await row(first.id)).status == "succeeded"
+    waiting = await row(second.id)
+    assert (waiting.status, waiting.attempt) == ("queued", 0), "no attempt used up"
