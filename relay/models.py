@@ -50,7 +50,10 @@ class InferenceRequest(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("request")
         verbose_name_plural = _("requests")
-        indexes = [models.Index(fields=["space", "status", "created_at"])]
+        indexes = [
+            models.Index(fields=["space", "status", "created_at"]),
+            models.Index(fields=["finished_at"]),  # metrics' recent window, relay_cleanup
+        ]
         constraints = [
             # One request in flight per space: a second claim racing on another process fails here.
             models.UniqueConstraint(

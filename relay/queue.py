@@ -35,7 +35,9 @@ def _log(event: str, **fields: Any) -> None:
         text = f"{v:.3f}" if isinstance(v, float) else str(v)
         return f'"{text}"' if (not text or any(c in text for c in ' ="')) else text
 
-    log.info(" ".join([f"event={event}", *(f"{k}={value(v)}" for k, v in fields.items())]))
+    line = " ".join([f"event={event}", *(f"{k}={value(v)}" for k, v in fields.items())])
+    # The fields also ride along as record attributes: LOG_FORMAT=json shows them as keys.
+    log.info(line, extra={"event": event, **{k: str(v) for k, v in fields.items()}})
 
 
 def _now():  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -15,6 +16,7 @@ from django.db import connection
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
@@ -95,10 +97,13 @@ def _submit(request: HttpRequest, space: Space, handler: UploadLimitHandler) -> 
             raise errors.Invalid(fields={k: [str(m) for m in v] for k, v in form.errors.items()})
         if form.total_upload_size() > space.max_upload_mb * 1024 * 1024:
             raise errors.TooLarge(_("The upload is larger than %(mb)s MB.") % {"mb": space.max_upload_mb})
-        if not limits.hit(f"submit:{request.user.pk}", limits.submits_per_minute()):
+        # Only accepted submissions count: retrying while an app reconnects (409) locks nobody out.
+        rate_key, per_minute = f"submit:{request.user.pk}", limits.submits_per_minute()
+        if limits.exceeded(rate_key, per_minute):
             raise errors.RateLimited(_("You are submitting too fast: wait a minute and try again."))
         inputs, uploads = form.inputs_and_files()
         outcome = queue.enqueue(space, request.user, inputs, uploads)
+        limits.hit(rate_key, per_minute)
     except errors.RelayError as exc:
         if wants_json(request):
             return error_response(exc)
@@ -219,10 +224,17 @@ def result_file(request: HttpRequest, request_id: Any, file_id: Any) -> HttpResp
     return _serve(record)
 
 
-def _serve(record: RequestFile) -> FileResponse:
-    response = FileResponse(
-        record.file.open("rb"), as_attachment=True, filename=record.name, content_type=record.content_type
-    )
+def _serve(record: RequestFile) -> HttpResponse:
+    prefix = getattr(settings, "RELAY_ACCEL_REDIRECT_PREFIX", "")
+    if prefix:
+        # The check passed: nginx sends the file from its `internal` location (deploy/nginx.conf).
+        response = HttpResponse(content_type=record.content_type)
+        response["X-Accel-Redirect"] = prefix.rstrip("/") + "/" + quote(record.file.name)
+        response["Content-Disposition"] = content_disposition_header(True, record.name)
+    else:
+        response = FileResponse(
+            record.file.open("rb"), as_attachment=True, filename=record.name, content_type=record.content_type
+        )
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response

@@ -4,6 +4,7 @@ With nothing set the hub runs embedded: SQLite and the in-memory channel layer.
 Production differs only by environment variables (see docs/deploy.md).
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -46,6 +47,25 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default); anything else is an error."""
+    raw = os.environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name}={os.environ[name]!r} is not one of: {', '.join(choices)}.")
+    return raw
+
+
+def env_networks(name: str) -> list[str]:
+    """Comma-separated IP addresses or networks (CIDR); anything else is an error."""
+    items = env_list(name)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network (CIDR).") from None
+    return items
+
+
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_str("SECRET_KEY")
@@ -70,7 +90,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "servestatic.runserver_nostatic",
-    "django.contrib.staticfiles",
+    "spacehub.apps.SpaceHubStaticFilesConfig",
     "channels",
     "crispy_forms",
     "crispy_bootstrap5",
@@ -212,11 +232,47 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- production behind a TLS-terminating proxy (docs/deploy.md) -------------------------
+# HTTPS=1: people reach the hub over https only. nginx sets X-Forwarded-Proto itself (it never
+# passes on a client's), and daphne --proxy-headers reads it as well.
+HTTPS = env_bool("HTTPS", False)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# Load balancers' health checks and Prometheus talk plain HTTP to one process directly.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LANGUAGE_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    # Preloading is a commitment an operator makes on hstspreload.org, not a default of ours.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Behind nginx, files pass the hub's access check, then nginx sends them from an `internal`
+# location (X-Accel-Redirect) mapped onto MEDIA_ROOT; empty: the hub streams them itself.
+RELAY_ACCEL_REDIRECT_PREFIX = env_str("RELAY_ACCEL_REDIRECT_PREFIX")
+
+# /metrics: staff, or these client addresses (as daphne sees them: behind nginx, X-Forwarded-For).
+METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS")
+
+# One line per record on stderr (journald or the platform collects it). relay.queue writes one logfmt
+# line per request lifecycle event and app connect/disconnect (docs/deploy.md, "Logs").
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, exc_info) for log shippers.
+LOG_FORMAT = env_choice("LOG_FORMAT", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

@@ -64,8 +64,11 @@ def collectstatic() -> None:
 class Daphne:
     """One daphne process on a free loopback port."""
 
-    def __init__(self, log_dir: Path, name: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, log_dir: Path, name: str, extra_env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
+        self.extra_args = extra_args
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.extra_env = extra_env or {}
@@ -94,6 +97,7 @@ class Daphne:
                 "10",
                 "--websocket_timeout",
                 "-1",
+                *self.extra_args,
                 "spacehub.asgi:application",
             ],
             cwd=ROOT,
@@ -137,9 +141,11 @@ class Daphne:
 
 
 @contextmanager
-def running_hubs(log_dir: Path, count: int = 1, **extra_env: str) -> Iterator[list[Daphne]]:
+def running_hubs(
+    log_dir: Path, count: int = 1, daphne_args: tuple[str, ...] = (), **extra_env: str
+) -> Iterator[list[Daphne]]:
     collectstatic()
-    hubs = [Daphne(log_dir, f"daphne{i}", extra_env) for i in range(count)]
+    hubs = [Daphne(log_dir, f"daphne{i}", extra_env, daphne_args) for i in range(count)]
     try:
         for hub in hubs:
             hub.start()

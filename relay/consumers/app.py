@@ -312,6 +312,16 @@ class AppConsumer(AsyncWebsocketConsumer):
 
     # --- the end ------------------------------------------------------------------------------
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # On SIGTERM daphne cancels every consumer without a disconnect: release the lease and
+            # requeue the request in flight now, so the app can register on another process at once.
+            if not getattr(self, "closing", True):
+                await asyncio.shield(self.disconnect(1012))
+            raise
+
     async def disconnect(self, code: int) -> None:
         self.closing = True
         for task in self.tasks:
@@ -341,8 +351,10 @@ class AppConsumer(AsyncWebsocketConsumer):
     def _base_url(self) -> str:
         headers = dict(self.scope.get("headers") or [])
         host = headers.get(b"host", b"localhost").decode("latin1")
-        scheme = "https" if self.scope.get("scheme") in ("wss", "https") else "http"
-        return f"{scheme}://{host}"
+        # daphne puts no scheme in a WebSocket scope; behind TLS, nginx says so in X-Forwarded-Proto.
+        # Trusting it only changes the links in this app's own request frames.
+        secure = self.scope.get("scheme") in ("wss", "https") or headers.get(b"x-forwarded-proto") == b"https"
+        return f"{'https' if secure else 'http'}://{host}"
 
 
 def _still_valid(space_id: int, token_hash: str) -> bool:

@@ -114,7 +114,8 @@ def test_it_shows_an_image_result_inline(tab: PageProbe, hub: Daphne, echo: Any,
         submit_prompt(tab, "draw me something")
         wait_status(tab, "succeeded")
         img = tab.page.wait_for_selector(f"{CARD} .result-files img")
-        assert img.evaluate("(node) => node.complete && node.naturalWidth") == 40
+        tab.page.wait_for_function("(node) => node.complete", arg=img)
+        assert img.evaluate("(node) => node.naturalWidth") == 40, "the picture loaded and decoded"
         assert tab.page.get_attribute(f"{CARD} .result-files a", "download") == "picture.png"
         tab.shot("image")
     finally:
