@@ -83,6 +83,7 @@ class Outcome:
     """What a queue change did: the row after it (None when the change lost) and what to announce."""
 
     request: InferenceRequest | None = None
+    position: int | None = None  # set by enqueue: where the new request stands
     group_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     direct_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 

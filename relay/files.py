@@ -90,6 +90,8 @@ def request_inputs(req: InferenceRequest, base_url: str) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     if features["prompt"] and "prompt" in req.inputs:
         inputs["prompt"] = req.inputs["prompt"]
+    if not (features["audio"] or features["video"] or features["files"]):
+        return inputs  # no file inputs: spare the hot path a query
     records = list(req.files.filter(role=RequestFile.Role.INPUT))
     for field in ("audio", "video"):
         match = [r for r in records if r.field == field]

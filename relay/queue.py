@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Count, Exists, F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -107,23 +107,26 @@ def enqueue(space: Space, user: Any, inputs: dict[str, Any], files: list[dict[st
 
     with transaction.atomic():
         # Serialises submissions to one space on PostgreSQL so the limits hold under races.
-        Space.objects.select_for_update().filter(pk=space.pk).first()
-        if not is_connected(space.pk):
+        Space.objects.select_for_update().filter(pk=space.pk).values_list("pk", flat=True).first()
+        channel = _app_channel(space.pk)
+        if channel is None:
             raise errors.AppNotConnected()
-        if queue_size(space.pk) >= space.max_queue_size:
+        counts = InferenceRequest.objects.filter(space=space, status=Status.QUEUED).aggregate(
+            total=Count("id"), mine=Count("id", filter=Q(user=user))
+        )
+        if counts["total"] >= space.max_queue_size:
             raise errors.QueueFull()
-        mine = InferenceRequest.objects.filter(space=space, user=user, status=Status.QUEUED).count()
-        if mine >= max_queued_per_user():
+        if counts["mine"] >= max_queued_per_user():
             raise errors.UserQueueFull()
         req = InferenceRequest.objects.create(space=space, user=user, inputs=inputs)
         for upload in files or []:
             relay_files.save_input(req, upload["field"], upload["file"])
     outcome = Outcome(request=req)
-    channel = _app_channel(space.pk)
-    if channel:
-        outcome.to_app(channel, {"type": APP_WAKE})
+    outcome.position = counts["total"] + 1  # the new request is last; nobody else's position moved
+    outcome.to_app(channel, {"type": APP_WAKE})
     _log("request.submitted", id=req.id, space=space.name, user=user.pk, files=len(files or []))
-    return _with_space_status(outcome, space.pk)
+    outcome.to_space(space.pk, {"connected": True, "queue_size": counts["total"] + 1, "queued_ids": None})
+    return outcome
 
 
 # --- dispatch -------------------------------------------------------------------------
@@ -131,9 +134,8 @@ def enqueue(space: Space, user: Any, inputs: dict[str, Any], files: list[dict[st
 
 def claim_next(space_id: int, connection_id: str) -> Outcome:
     """Take the head of the space's queue for this connection, if it holds the space's lease."""
+    holds_lease = Exists(live_leases(space_id).filter(connection_id=connection_id))
     for _ in range(5):
-        if not live_leases(space_id).filter(connection_id=connection_id).exists():
-            return Outcome()
         head = (
             InferenceRequest.objects.filter(space_id=space_id, status=Status.QUEUED)
             .order_by("created_at", "id")
@@ -146,26 +148,35 @@ def claim_next(space_id: int, connection_id: str) -> Outcome:
         now = _now()
         try:
             with transaction.atomic():
-                won = InferenceRequest.objects.filter(id=request_id, status=Status.QUEUED).update(
-                    status=Status.RUNNING,
-                    connection_id=connection_id,
-                    attempt=F("attempt") + 1,
-                    started_at=now,
-                    deadline=now + timedelta(seconds=timeout),
-                    seq=F("seq") + 1,
-                    progress=None,
-                    message=None,
-                    text="",
+                won = (
+                    InferenceRequest.objects.filter(id=request_id, status=Status.QUEUED)
+                    .filter(holds_lease)
+                    .update(
+                        status=Status.RUNNING,
+                        connection_id=connection_id,
+                        attempt=F("attempt") + 1,
+                        started_at=now,
+                        deadline=now + timedelta(seconds=timeout),
+                        seq=F("seq") + 1,
+                        progress=None,
+                        message=None,
+                        text="",
+                    )
                 )
         except IntegrityError:
             return Outcome()  # another request of this space is running
         if not won:
+            if not live_leases(space_id).filter(connection_id=connection_id).exists():
+                return Outcome()  # this connection no longer holds the space
             continue  # cancelled or claimed meanwhile: try the next head
         req = _reload(request_id)
         outcome = Outcome(request=req)
         outcome.to_request(req, [{"type": "status", "status": "running", "attempt": req.attempt}])
         _log("request.dispatched", id=req.id, space=req.space.name, attempt=req.attempt, conn=connection_id)
-        return _with_space_status(outcome, space_id)
+        ids = queued_ids(space_id)
+        size = len(ids) if len(ids) < QUEUED_IDS_IN_STATUS else queue_size(space_id)
+        outcome.to_space(space_id, {"connected": True, "queue_size": size, "queued_ids": ids})
+        return outcome
     return Outcome()
 
 

@@ -116,7 +116,7 @@ def _submit(request: HttpRequest, space: Space, handler: UploadLimitHandler) -> 
             {
                 "id": str(req.id),
                 "status": req.status,
-                "position": queue.position(req),
+                "position": outcome.position,
                 "stream": f"/ws/requests/{req.id}/",
                 "status_url": reverse("relay:request_api", args=[req.id]),
             },

@@ -1,0 +1,60 @@
+"""The hot path's database queries, counted: a change that adds one must say why here."""
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from relay import files, queue
+from tests.relay.helpers import connect_app
+
+
+def real(ctx: CaptureQueriesContext) -> list[str]:
+    """Statements that reach the database's planner (savepoints are bookkeeping)."""
+    return [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+
+@pytest.fixture
+def echo(make_space: Any) -> Any:
+    space, _ = make_space("Echo")
+    connect_app(space, "conn-1")
+    return space
+
+
+def test_enqueue_takes_four_queries(echo: Any, alice: Any) -> None:
+    with CaptureQueriesContext(connection) as ctx:
+        queue.enqueue(echo, alice, {"prompt": "x"})
+    # lock the space, the app's channel, both queue counts in one, insert
+    assert len(real(ctx)) == 4, real(ctx)
+
+
+def test_claim_takes_four_queries(echo: Any, alice: Any) -> None:
+    queue.enqueue(echo, alice, {"prompt": "x"})
+    with CaptureQueriesContext(connection) as ctx:
+        outcome = queue.claim_next(echo.pk, "conn-1")
+        files.request_inputs(outcome.request, "http://hub")
+    # the head, the conditional UPDATE (lease checked inside), the row for the frame, the queue's order
+    assert outcome.won
+    assert len(real(ctx)) == 4, real(ctx)
+
+
+def test_a_streamed_chunk_takes_one_query_and_the_result_two(echo: Any, alice: Any) -> None:
+    queue.enqueue(echo, alice, {"prompt": "x"})
+    req = queue.claim_next(echo.pk, "conn-1").request
+    with CaptureQueriesContext(connection) as ctx:
+        queue.record_stream(req.id, "conn-1", req.seq, "chunk", (0.5, None), [])
+    assert len(real(ctx)) == 1, real(ctx)
+    with CaptureQueriesContext(connection) as ctx:
+        queue.finish(req.id, "conn-1", {"text": "ok", "files": []})
+    assert len(real(ctx)) == 2, real(ctx)  # the conditional UPDATE, the row for the final frame
+
+
+def test_a_json_submit_takes_seven_queries(client: Client, echo: Any, alice: Any) -> None:
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.post("/spaces/echo/requests/", {"prompt": "x"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 201
+    # session, user, space, then enqueue's four
+    assert len(real(ctx)) == 7, real(ctx)
