@@ -8,7 +8,7 @@ HUB ?= http://127.0.0.1:$(PORT)
 # Local development runs with DEBUG on (no SECRET_KEY needed); production sets its own environment.
 RUN_ENV ?= DEBUG=1
 
-.PHONY: run test lint serve mock-app token messages clean
+.PHONY: run test lint serve mock-app token messages bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ token: $(VENV)/.base
 messages: $(VENV)/.dev
 	$(RUN_ENV) $(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=tests --ignore=bench
 	$(RUN_ENV) $(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
+
+$(VENV)/.bench: requirements/bench.txt $(VENV)/.dev
+	$(PY) -m pip install --quiet -r requirements/bench.txt
+	touch $@
+
+# The relay against the wire's floor and Gradio's queue (PostgreSQL + Redis; see bench/README.md).
+bench: $(VENV)/.bench
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

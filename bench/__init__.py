@@ -1,0 +1,1 @@
+"""SpaceHub's benchmark: the relay against the wire's floor and Gradio's queue (see README.md)."""
