@@ -1,6 +1,7 @@
 """Per-connection flood protection."""
 
 import time
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -32,13 +33,35 @@ class TokenBucket:
         return True
 
 
+_redis_client: Any = None
+
+
+def _redis() -> Any:
+    """One client per process on the shared pool (Django's cache builds a client per call)."""
+    global _redis_client
+    if _redis_client is None:
+        from redis import Redis
+
+        from spacehub.cache import SharedConnectionPool
+
+        _redis_client = Redis(connection_pool=SharedConnectionPool.from_url(settings.REDIS_URL))
+    return _redis_client
+
+
 def _window_key(key: str, window: int) -> str:
-    return f"ratelimit:{key}:{int(time.time() // window)}"
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    return f"{prefix}:ratelimit:{key}:{int(time.time() // window)}"
 
 
 def hit(key: str, limit: int, window: int = 60) -> bool:
-    """Count one event against `key` (shared by every process through the cache); False past the limit."""
+    """Count one event against `key` (shared by every process); False past the limit."""
     bucket = _window_key(key, window)
+    if getattr(settings, "REDIS_URL", ""):
+        pipe = _redis().pipeline()
+        pipe.incr(bucket)
+        pipe.expire(bucket, window * 2)
+        count = pipe.execute()[0]
+        return int(count) <= limit
     cache.add(bucket, 0, timeout=window * 2)
     try:
         return cache.incr(bucket) <= limit
@@ -49,7 +72,10 @@ def hit(key: str, limit: int, window: int = 60) -> bool:
 
 def exceeded(key: str, limit: int, window: int = 60) -> bool:
     """Whether `key` already used up its events in this window (counts nothing)."""
-    return int(cache.get(_window_key(key, window)) or 0) >= limit
+    bucket = _window_key(key, window)
+    if getattr(settings, "REDIS_URL", ""):
+        return int(_redis().get(bucket) or 0) >= limit
+    return int(cache.get(bucket) or 0) >= limit
 
 
 def registration_failures_per_minute() -> int:

@@ -9,9 +9,8 @@ import asyncio
 import logging
 import random
 
-from channels.db import database_sync_to_async
-
 from relay import queue
+from relay.db import db_call
 from relay.events import publish
 
 log = logging.getLogger("relay.sweeper")
@@ -28,7 +27,7 @@ def ensure_running() -> None:
 
 
 async def sweep_once() -> None:
-    outcome = await database_sync_to_async(queue.sweep)()
+    outcome = await db_call(queue.sweep)()
     await publish(outcome)
 
 

@@ -8,10 +8,10 @@ import secrets
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from relay import files, frames, limits, queue, sweeper
+from relay.db import db_call
 from relay.errors import (
     BadMessage,
     DuplicateConnection,
@@ -32,7 +32,7 @@ HEARTBEAT_SECONDS = 5.0
 STREAM_FLUSH_SECONDS = 0.03  # coalesce partial/progress frames: at most one DB write per 30 ms
 
 
-@database_sync_to_async
+@db_call
 def _authenticate(name: str, token: str, addr: str) -> Space:
     """The space, if the token is its own; failures are rate-limited per address, on every process."""
     key, limit = f"register-fail:{addr}", limits.registration_failures_per_minute()
@@ -45,7 +45,7 @@ def _authenticate(name: str, token: str, addr: str) -> Space:
     return space
 
 
-@database_sync_to_async
+@db_call
 def _claim(space_id: int, connection_id: str, base_url: str) -> tuple[Outcome, dict[str, Any] | None]:
     outcome = queue.claim_next(space_id, connection_id)
     if not outcome.won:
@@ -62,7 +62,7 @@ def _claim(space_id: int, connection_id: str, base_url: str) -> tuple[Outcome, d
     return outcome, frame
 
 
-@database_sync_to_async
+@db_call
 def _finish(request_id: str, connection_id: str, text: str | None, result_files: list[frames.ResultFile]) -> Outcome:
     records = files.save_outputs(request_id, result_files)
     outputs: dict[str, Any] = {"files": files.output_entries(records)}
@@ -143,7 +143,7 @@ class AppConsumer(AsyncWebsocketConsumer):
 
     async def _register(self, reg: frames.Register) -> None:
         space = await _authenticate(reg.space, reg.token, self._remote_addr())
-        outcome = await database_sync_to_async(queue.acquire_lease)(
+        outcome = await db_call(queue.acquire_lease)(
             space, self.connection_id, self.channel_name, reg.client, self._remote_addr()
         )
         self.space = space
@@ -194,7 +194,7 @@ class AppConsumer(AsyncWebsocketConsumer):
         if inflight is None:
             return
         await self._flush(inflight)
-        outcome = await database_sync_to_async(queue.fail)(inflight.id, self.connection_id, message)
+        outcome = await db_call(queue.fail)(inflight.id, self.connection_id, message)
         await publish(outcome)
         await self._next()
 
@@ -223,7 +223,7 @@ class AppConsumer(AsyncWebsocketConsumer):
             text, progress, out = inflight.text, inflight.progress, _merge(inflight.frames)
             inflight.text, inflight.progress, inflight.frames = "", None, []
             inflight.last_flush = time.monotonic()
-            outcome = await database_sync_to_async(queue.record_stream)(
+            outcome = await db_call(queue.record_stream)(
                 inflight.id, self.connection_id, inflight.seq, text, progress, out
             )
             if outcome.won:
@@ -266,7 +266,7 @@ class AppConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(timeout)
         if self.inflight is None or self.inflight.id != request_id:
             return
-        outcome = await database_sync_to_async(queue.time_out)(request_id)
+        outcome = await db_call(queue.time_out)(request_id)
         outcome.direct_events.clear()  # this consumer tells its app itself
         await publish(outcome)
         await self._drop(request_id, "timeout")
@@ -277,16 +277,16 @@ class AppConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
-                if not await database_sync_to_async(_still_valid)(self.space.pk, self.space.token_hash):
+                if not await db_call(_still_valid)(self.space.pk, self.space.token_hash):
                     await self.app_revoked({})
                     return
-                if not await database_sync_to_async(queue.renew_lease)(self.space.pk, self.connection_id):
+                if not await db_call(queue.renew_lease)(self.space.pk, self.connection_id):
                     log.warning("lease lost space=%s conn=%s", self.space.name, self.connection_id)
                     await self._refuse(DuplicateConnection("This connection's lease lapsed."), close=True)
                     return
                 inflight = self.inflight
                 if inflight is not None:
-                    status = await database_sync_to_async(_status_of)(inflight.id)
+                    status = await db_call(_status_of)(inflight.id)
                     if status != "running":
                         await self._drop(inflight.id, "timeout" if status == "timed_out" else "cancelled")
                 else:
@@ -331,8 +331,8 @@ class AppConsumer(AsyncWebsocketConsumer):
         inflight = await self._take_inflight()
         outcome = Outcome()
         if inflight is not None:
-            outcome.merge(await database_sync_to_async(queue.requeue)(inflight.id, self.connection_id))
-        outcome.merge(await database_sync_to_async(queue.release_lease)(self.space.pk, self.connection_id))
+            outcome.merge(await db_call(queue.requeue)(inflight.id, self.connection_id))
+        outcome.merge(await db_call(queue.release_lease)(self.space.pk, self.connection_id))
         await publish(outcome)
 
     async def _refuse(self, exc: RelayError, close: bool) -> None:

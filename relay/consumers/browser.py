@@ -5,10 +5,10 @@ import json
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from relay import queue, sweeper
+from relay.db import db_call
 from relay.events import request_state
 from relay.models import InferenceRequest, Status, request_group, space_group
 from spaces.models import Space
@@ -28,7 +28,7 @@ class JsonConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "pong"})
 
 
-@database_sync_to_async
+@db_call
 def _space_status(slug: str) -> tuple[int, dict[str, Any]] | None:
     space_id = Space.objects.active().filter(slug=slug).values_list("id", flat=True).first()
     if space_id is None:
@@ -63,7 +63,7 @@ class SpaceConsumer(JsonConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
 
-@database_sync_to_async
+@db_call
 def _load(request_id: str, user: Any) -> InferenceRequest | None:
     """The request if this user may follow it (its submitter, or staff); None otherwise."""
     if not getattr(user, "is_authenticated", False):
@@ -74,13 +74,13 @@ def _load(request_id: str, user: Any) -> InferenceRequest | None:
     return qs.first()
 
 
-@database_sync_to_async
+@db_call
 def _snapshot(request_id: str) -> dict[str, Any]:
     req = InferenceRequest.objects.select_related("space").get(pk=request_id)
     return request_state(req, queue.position(req))
 
 
-@database_sync_to_async
+@db_call
 def _seq_of(request_id: str) -> int:
     return InferenceRequest.objects.filter(pk=request_id).values_list("seq", flat=True).first() or 0
 
