@@ -4,6 +4,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from relay.errors import BadMessage
 MAX_MESSAGE_CHARS = 2000
 MAX_NAME_CHARS = 255
 MAX_RESULT_FILES = 20
+CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
 
 
 def parse(text: str | None, data: bytes | None) -> dict[str, Any]:
@@ -25,7 +27,18 @@ def parse(text: str | None, data: bytes | None) -> dict[str, Any]:
         raise BadMessage("A frame must be a JSON object.")
     if not isinstance(frame.get("type"), str):
         raise BadMessage('A frame needs a string "type".')
+    if "\\u0000" in text or ("\\ud" in text.lower() and not _encodable(frame)):
+        # NUL cannot be stored in PostgreSQL text, nor a lone surrogate in UTF-8.
+        raise BadMessage("Strings may not contain NUL characters or unpaired surrogates.")
     return frame
+
+
+def _encodable(frame: dict[str, Any]) -> bool:
+    try:
+        json.dumps(frame, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _str(frame: dict[str, Any], key: str, *, required: bool = True, max_len: int | None = None) -> str | None:
@@ -112,6 +125,8 @@ def result(frame: dict[str, Any]) -> tuple[str | None, list[ResultFile]]:
             raise BadMessage("Each result file must be an object.")
         name = _str(entry, "name", max_len=MAX_NAME_CHARS) or "file"
         content_type = _str(entry, "content_type", required=False, max_len=255) or "application/octet-stream"
+        if not CONTENT_TYPE.fullmatch(content_type):
+            raise BadMessage(f'"content_type" of file "{name}" is not a media type like "image/png".')
         data = _str(entry, "data") or ""
         try:
             raw = base64.b64decode(data, validate=True)

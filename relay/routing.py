@@ -4,7 +4,7 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path, re_path
 
 from relay.consumers.app import AppConsumer
-from relay.consumers.browser import RequestConsumer, SpaceConsumer
+from relay.consumers.browser import NotFoundConsumer, RequestConsumer, SpaceConsumer
 
 browser_urlpatterns = [
     path("ws/spaces/<slug:slug>/", SpaceConsumer.as_asgi()),
@@ -16,4 +16,5 @@ websocket_urlpatterns = [
     path("ws/apps/", AppConsumer.as_asgi()),
     # Browser routes: only from an allowed origin (no cross-site WebSocket hijacking).
     re_path(r"^", AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(browser_urlpatterns)))),
+    re_path(r"^", NotFoundConsumer.as_asgi()),
 ]

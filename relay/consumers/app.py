@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import secrets
@@ -315,11 +316,13 @@ class AppConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except asyncio.CancelledError:
-            # On SIGTERM daphne cancels every consumer without a disconnect: release the lease and
-            # requeue the request in flight now, so the app can register on another process at once.
+        except BaseException:
+            # On SIGTERM daphne cancels every consumer without a disconnect, and a consumer that raised
+            # (the database or Redis gone) gets none either: stop the heartbeat, release the lease and
+            # requeue the request in flight now, so the app can register again at once.
             if not getattr(self, "closing", True):
-                await asyncio.shield(self.disconnect(1012))
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.disconnect(1011))
             raise
 
     async def disconnect(self, code: int) -> None:

@@ -95,6 +95,7 @@ class RequestConsumer(JsonConsumer):
         if req is None:
             await self.close(code=4403)
             return
+        sweeper.ensure_running()  # a process with only browsers still times out and requeues
         self.groups_joined = [request_group(self.request_id), space_group(req.space_id)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -165,3 +166,11 @@ class RequestConsumer(JsonConsumer):
             task.cancel()
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: accepted only to be closed with 4404 (not an error in the logs)."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=4404)

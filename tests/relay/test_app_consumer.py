@@ -317,3 +317,29 @@ async def test_a_stopping_app_gets_no_new_request(make_space: Any, alice: Any) -
     assert (await row(first.id)).status == "succeeded"
     waiting = await row(second.id)
     assert (waiting.status, waiting.attempt) == ("queued", 0), "no attempt used up"
+
+
+@pytest.mark.parametrize("text", ['"a\\u0000b"', '"\\ud800 lone"'])
+async def test_it_refuses_strings_the_database_cannot_store(make_space: Any, alice: Any, text: str) -> None:
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    req = await submit(space, alice)
+    frame = await app.recv()
+    await app.comm.send_to(text_data=f'{{"type": "partial", "id": "{frame["id"]}", "text": {text}}}')
+    assert (await app.recv())["code"] == "bad_message"
+    await app.send({"type": "result", "id": frame["id"], "outputs": {"text": "fine"}})
+    await app.send({"type": "ping"})
+    await app.recv_type("pong")
+    assert (await row(req.id)).status == "succeeded", "the connection lived on"
+    await app.close()
+
+
+async def test_it_refuses_a_result_file_type_that_is_not_a_media_type(make_space: Any, alice: Any) -> None:
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    await submit(space, alice)
+    frame = await app.recv()
+    bad = {"name": "x.txt", "content_type": "text/plain\r\nSet-Cookie: a=b", "data": ""}
+    await app.send({"type": "result", "id": frame["id"], "outputs": {"files": [bad]}})
+    assert (await app.recv())["code"] == "bad_message"
+    await app.close()

@@ -47,3 +47,8 @@ async def test_it_refuses_a_foreign_origin(make_space: Any) -> None:
     peer = Peer("/ws/spaces/echo/", [(b"origin", b"https://evil.example")])
     connected, _ = await peer.comm.connect(timeout=5)
     assert not connected
+
+
+async def test_an_unknown_websocket_path_is_closed_with_4404(db: Any) -> None:
+    peer = await Peer("/ws/nowhere/", [ORIGIN]).connect()
+    assert await peer.closed() == 4404
