@@ -45,7 +45,7 @@ def test_it_waits_out_its_own_stale_connection_after_a_quick_restart(
     app = mock_app(hub, [("Echo", token)], "--delay", "0")
     wait_connected(hub, space.slug)
 
-    hub.stop()
+    hub.kill()  # kill -9: no goodbye, so the old connection's lease is left behind
     hub.start()
     # The restarted hub still counts the old connection until its lease lapses (PROTOCOL: within
     # 30 s) and refuses the app meanwhile; the app keeps retrying every few seconds, not every 12.

@@ -53,10 +53,11 @@ def test_it_gives_the_request_back_after_the_grace_period(
     hub: Daphne, web: WebUser, make_space: Any, mock_app: Callable[..., MockApp]
 ) -> None:
     space, token = make_space("Echo")
-    app = mock_app(hub, [("Echo", token)], "--delay", "20", "--grace", "0.5")
+    app = mock_app(hub, [("Echo", token)], "--delay", "20", "--grace", "0.5", "--verbose")
     wait_connected(hub, space.slug)
     request_id = submit(web, space.slug, "too slow")
     wait_status(web, request_id, {"running"})
+    app.wait_output(request_id)  # the app has the request (the hub marks it running before sending it)
 
     began = time.monotonic()
     app.signal(signal.SIGTERM)
