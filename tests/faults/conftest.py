@@ -7,6 +7,7 @@ if a hub process died or logged an exception while it ran.
 """
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,28 @@ from tests import settings as test_settings
 from tests.faults.peers import MockAppProcess, close_all
 from tests.live import Daphne, running_hubs
 
+_shared: dict[str, Any] = {}  # "hubs": the running pair, "stack": what stops it
 
-@pytest.fixture(scope="session")
-def shared_hubs(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Daphne]]:
+
+@pytest.fixture
+def shared_hubs(transactional_db: Any, tmp_path_factory: pytest.TempPathFactory) -> list[Daphne]:
+    """The pair, started on first use and kept while the run stays in tests/faults."""
     if not (test_settings.HAVE_POSTGRES and test_settings.HAVE_REDIS):
         pytest.skip("needs PostgreSQL and Redis (see README)")
-    with running_hubs(tmp_path_factory.mktemp("shared-hubs"), 2) as hubs:
-        yield hubs
+    if "hubs" not in _shared:
+        stack = ExitStack()
+        _shared["hubs"] = stack.enter_context(running_hubs(tmp_path_factory.mktemp("shared-hubs"), 2))
+        _shared["stack"] = stack
+    return _shared["hubs"]  # type: ignore[no-any-return]
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the pair when the run leaves tests/faults (pytest-django groups tests by database use, so
+    it may come back later): their sweeps would otherwise touch the rows of other directories' tests."""
+    if "stack" in _shared and (nextitem is None or Path(__file__).parent not in Path(nextitem.path).parents):
+        del _shared["hubs"]
+        _shared.pop("stack").close()
 
 
 @pytest.fixture
@@ -57,3 +73,9 @@ def fresh_channel_layer() -> Iterator[None]:
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if "stack" in _shared:
+        del _shared["hubs"]
+        _shared.pop("stack").close()
