@@ -15,7 +15,7 @@ import pytest
 from channels.layers import channel_layers
 
 from tests import settings as test_settings
-from tests.faults.peers import MockAppProcess, close_all
+from tests.faults.peers import OPENED, MockAppProcess, close_all
 from tests.live import Daphne, running_hubs
 
 _shared: dict[str, Any] = {}  # "hubs": the running pair, "stack": what stops it
@@ -48,6 +48,7 @@ async def live(shared_hubs: list[Daphne], transactional_db: Any) -> AsyncIterato
     for hub in shared_hubs:
         assert hub.proc is not None and hub.proc.poll() is None, f"{hub.name} died in an earlier test"
     marks = [hub.log_path.stat().st_size for hub in shared_hubs]
+    OPENED.clear()  # what earlier tests opened died with their event loop (or their own hubs)
     yield shared_hubs
     await close_all()
     for hub, mark in zip(shared_hubs, marks, strict=True):

@@ -159,7 +159,7 @@ async def test_failed_registrations_are_limited_per_address_on_every_process(
 ) -> None:
     a, b = live
     _, token = await sync_to_async(make_space)("Echo")
-    await _a_fresh_minute(20)
+    await _a_fresh_minute(8)
     for n in range(20):  # RELAY_REGISTER_FAILURES_PER_MINUTE, counted in the shared cache
         ws, frame = await register((a, b)[n % 2], "Echo", f"sh_guess{n}")
         assert (frame["code"], await closed(ws)) == ("invalid_credentials", 4401)
@@ -236,7 +236,7 @@ async def test_the_submit_rate_limit_holds_under_concurrent_submissions(
     web = await sync_to_async(WebUser)(b, alice)
     app, _ = await register(a, "Echo", token)
     serving = asyncio.create_task(serve(app))
-    await _a_fresh_minute(30)
+    await _a_fresh_minute(15)
     for n in range(28):  # RELAY_SUBMITS_PER_MINUTE is 30
         status, body = await _post(b, web, "echo", f"one by one {n}")
         assert status == 201, body
