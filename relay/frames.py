@@ -13,7 +13,11 @@ from relay.errors import BadMessage
 MAX_MESSAGE_CHARS = 2000
 MAX_NAME_CHARS = 255
 MAX_RESULT_FILES = 20
-CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*")
+# type/subtype with optional parameters ("text/plain; charset=utf-8"); no line breaks (header injection).
+CONTENT_TYPE = re.compile(
+    r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*"
+    r"""(?:[ \t]*;[ \t]*[A-Za-z0-9][\w.+-]*=(?:[\w.+-]+|"[^"\\\r\n]*"))*"""
+)
 
 
 def parse(text: str | None, data: bytes | None) -> dict[str, Any]:
@@ -27,17 +31,31 @@ def parse(text: str | None, data: bytes | None) -> dict[str, Any]:
         raise BadMessage("A frame must be a JSON object.")
     if not isinstance(frame.get("type"), str):
         raise BadMessage('A frame needs a string "type".')
-    if "\\u0000" in text or ("\\ud" in text.lower() and not _encodable(frame)):
+    # A raw WebSocket text frame is valid UTF-8 and JSON forbids raw control characters in strings, so a
+    # NUL or a lone surrogate can only come from a \u escape: look for them only when there is one.
+    if "\\u" in text and not _storable(frame):
         # NUL cannot be stored in PostgreSQL text, nor a lone surrogate in UTF-8.
         raise BadMessage("Strings may not contain NUL characters or unpaired surrogates.")
     return frame
 
 
-def _encodable(frame: dict[str, Any]) -> bool:
-    try:
-        json.dumps(frame, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
+def _storable(value: Any) -> bool:
+    """No string in the parsed frame (keys included) holds a NUL or an unpaired surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
     return True
 
 

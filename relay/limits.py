@@ -1,5 +1,6 @@
 """Per-connection flood protection."""
 
+import contextlib
 import time
 from typing import Any
 
@@ -68,6 +69,40 @@ def hit(key: str, limit: int, window: int = 60) -> bool:
     except ValueError:  # expired between add and incr
         cache.add(bucket, 1, timeout=window * 2)
         return True
+
+
+def reserve(key: str, limit: int, window: int = 60) -> str | None:
+    """Count one event first, atomically (concurrent callers cannot all pass a check made before counting).
+
+    Returns the window's bucket, for `release` if the event does not happen after all, or None when the
+    limit is used up (then nothing stays counted).
+    """
+    bucket = _window_key(key, window)
+    if getattr(settings, "REDIS_URL", ""):
+        pipe = _redis().pipeline()
+        pipe.incr(bucket)
+        pipe.expire(bucket, window * 2)
+        count = int(pipe.execute()[0])
+    else:
+        cache.add(bucket, 0, timeout=window * 2)
+        try:
+            count = cache.incr(bucket)
+        except ValueError:  # expired between add and incr
+            cache.add(bucket, 1, timeout=window * 2)
+            count = 1
+    if count > limit:
+        release(bucket)
+        return None
+    return bucket
+
+
+def release(bucket: str) -> None:
+    """Take back one event counted by `reserve` (in the window it was counted in)."""
+    if getattr(settings, "REDIS_URL", ""):
+        _redis().decr(bucket)
+        return
+    with contextlib.suppress(ValueError):  # the counter expired meanwhile: nothing left to take back
+        cache.decr(bucket)
 
 
 def exceeded(key: str, limit: int, window: int = 60) -> bool:

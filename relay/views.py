@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from relay import errors, files, limits, queue
-from relay.events import publish_sync, request_state
+from relay.events import Outcome, publish_sync, request_state
 from relay.models import InferenceRequest, RequestFile
 from spaces.forms import RequestForm
 from spaces.models import Space
@@ -97,13 +97,8 @@ def _submit(request: HttpRequest, space: Space, handler: UploadLimitHandler) -> 
             raise errors.Invalid(fields={k: [str(m) for m in v] for k, v in form.errors.items()})
         if form.total_upload_size() > space.max_upload_mb * 1024 * 1024:
             raise errors.TooLarge(_("The upload is larger than %(mb)s MB.") % {"mb": space.max_upload_mb})
-        # Only accepted submissions count: retrying while an app reconnects (409) locks nobody out.
-        rate_key, per_minute = f"submit:{request.user.pk}", limits.submits_per_minute()
-        if limits.exceeded(rate_key, per_minute):
-            raise errors.RateLimited(_("You are submitting too fast: wait a minute and try again."))
         inputs, uploads = form.inputs_and_files()
-        outcome = queue.enqueue(space, request.user, inputs, uploads)
-        limits.hit(rate_key, per_minute)
+        outcome = _enqueue_within_rate(request, space, inputs, uploads)
     except errors.RelayError as exc:
         if wants_json(request):
             return error_response(exc)
@@ -123,6 +118,24 @@ def _submit(request: HttpRequest, space: Space, handler: UploadLimitHandler) -> 
             status=201,
         )
     return see_other(f"{space.get_absolute_url()}?request={req.id}")
+
+
+def _enqueue_within_rate(
+    request: HttpRequest, space: Space, inputs: dict[str, Any], uploads: list[dict[str, Any]]
+) -> Outcome:
+    """Count the submission first (one atomic increment, so concurrent ones cannot all pass), then enqueue.
+
+    Only accepted submissions count: a refusal (rate, 409 while an app reconnects, a full queue) takes its
+    count back, so retrying locks nobody out.
+    """
+    bucket = limits.reserve(f"submit:{request.user.pk}", limits.submits_per_minute())
+    if bucket is None:
+        raise errors.RateLimited(_("You are submitting too fast: wait a minute and try again."))
+    try:
+        return queue.enqueue(space, request.user, inputs, uploads)
+    except BaseException:
+        limits.release(bucket)
+        raise
 
 
 def _too_large(request: HttpRequest, space: Space) -> HttpResponse:

@@ -1,6 +1,5 @@
 """Shared fixtures: personas (alice submits, bob is another user, staff sees all), spaces, live hubs."""
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,6 @@ from django.contrib.auth import get_user_model
 
 from tests import settings as test_settings
 from tests.live import Daphne, running_hubs
-
-# tests/faults/ (issue 8) is work in progress: its strict xfails record hub bugs, some fixed since.
-# `make test` leaves it out until it is reconciled; SPACEHUB_FAULTS=1 runs it.
-collect_ignore = [] if os.environ.get("SPACEHUB_FAULTS") == "1" else ["faults"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

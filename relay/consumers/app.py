@@ -11,7 +11,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from relay import files, frames, limits, queue, sweeper
+from relay import files, frames, limits, queue, shutdown, sweeper
 from relay.db import db_call
 from relay.errors import (
     BadMessage,
@@ -314,6 +314,7 @@ class AppConsumer(AsyncWebsocketConsumer):
     # --- the end ------------------------------------------------------------------------------
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        shutdown.enrol()
         try:
             await super().__call__(scope, receive, send)
         except BaseException:

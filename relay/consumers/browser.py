@@ -109,6 +109,8 @@ class RequestConsumer(JsonConsumer):
 
     async def _send_state(self) -> None:
         state = await _snapshot(self.request_id)
+        if self.done:
+            return  # the final frame came (and the socket closed) while this read the database
         self.seq = state["seq"]
         self.status = state["status"]
         self.position = state["position"]
@@ -150,7 +152,8 @@ class RequestConsumer(JsonConsumer):
         while not self.done:
             await asyncio.sleep(RESYNC_SECONDS)
             try:
-                if await _seq_of(self.request_id) > self.seq:
+                # The final frame may arrive while this waits on the database: then there is nothing to add.
+                if await _seq_of(self.request_id) > self.seq and not self.done:
                     await self._send_state()
             except Exception:
                 log.exception("resync failed for %s", self.request_id)

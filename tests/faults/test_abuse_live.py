@@ -223,11 +223,6 @@ async def test_the_queue_limits_hold_when_submissions_race_on_two_processes(
         await ws.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: relay/views.py checks the submit rate limit, then counts the submission after enqueue, so "
-    "concurrent submissions all pass the check",
-)
 async def test_the_submit_rate_limit_holds_under_concurrent_submissions(
     live: list[Daphne], make_space: Any, alice: Any
 ) -> None:

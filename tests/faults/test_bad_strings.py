@@ -103,21 +103,11 @@ async def _answer_to_result(make_space: Any, alice: Any, outputs: dict[str, Any]
     return answer, status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: relay/frames.py parse() looks for the six characters \\u0000 in the raw JSON, so an escaped "
-    "backslash followed by u0000 (source code, say) is refused as if it were a NUL",
-)
 async def test_a_backslash_u0000_in_text_is_text_not_a_nul(make_space: Any, alice: Any) -> None:
     answer, status = await _answer_to_result(make_space, alice, {"text": 'print("\\u0000 is a NUL")'})
     assert (answer, status) == ({"type": "pong"}, "succeeded")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="relay/frames.py CONTENT_TYPE refuses media types with parameters (text/plain; charset=utf-8), "
-    "which the contract does not forbid",
-)
 async def test_a_media_type_with_parameters_is_a_media_type(make_space: Any, alice: Any) -> None:
     files = [{"name": "a.txt", "content_type": "text/plain; charset=utf-8", "data": ""}]
     answer, status = await _answer_to_result(make_space, alice, {"files": files})

@@ -89,11 +89,6 @@ async def test_a_kill_9_of_a_hub_process_loses_no_request(hubs: list[Daphne], ma
     await asyncio.gather(*serving)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: daphne's shutdown (kill_all_applications) stops waiting at the first consumer it cancelled, "
-    "so the AppConsumer.__call__ clean-up is cut off; see the report",
-)
 async def test_a_sigterm_hands_the_apps_requests_back_at_once(
     hubs: list[Daphne], make_space: Any, web: WebUser
 ) -> None:
