@@ -263,6 +263,13 @@ if not SECURE_HSTS_PRELOAD:
 # location (X-Accel-Redirect) mapped onto MEDIA_ROOT; empty: the hub streams them itself.
 RELAY_ACCEL_REDIRECT_PREFIX = env_str("RELAY_ACCEL_REDIRECT_PREFIX")
 
+# The largest HTTP request body `python -m spacehub.serve` reads: a larger one gets 413 too_large before
+# its body (bare daphne has no such cap). The largest per-space upload limit (1024 MB) plus room for the
+# form's other fields; each space's own limit is checked by the view.
+MAX_BODY_MB = env_int("MAX_BODY_MB", 1025)
+if MAX_BODY_MB < 1:
+    raise ImproperlyConfigured(f"MAX_BODY_MB={MAX_BODY_MB} must be at least 1.")
+
 # /metrics: staff, or these client addresses (as daphne sees them: behind nginx, X-Forwarded-For).
 METRICS_ALLOWED_IPS = env_networks("METRICS_ALLOWED_IPS")
 
