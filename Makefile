@@ -26,7 +26,7 @@ run: $(VENV)/.base
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py demo_data --hub $(HUB)
 	@echo "Serving SpaceHub on $(HUB) (Ctrl-C stops it)"
-	$(RUN_ENV) $(BIN)/daphne -b 127.0.0.1 -p $(PORT) --websocket_timeout -1 spacehub.asgi:application
+	$(RUN_ENV) $(PY) -m spacehub.serve -b 127.0.0.1 -p $(PORT) --websocket_timeout -1 spacehub.asgi:application
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .

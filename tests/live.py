@@ -1,4 +1,8 @@
-"""Real daphne processes for end-to-end tests, sharing the test database and Redis."""
+"""Real hub processes for end-to-end tests, sharing the test database and Redis.
+
+They run as production does, through `python -m spacehub.serve` (daphne with the 1009 close and the body
+cap); `Daphne(..., bare=True)` runs plain `daphne` instead, which must keep serving the hub too.
+"""
 
 import os
 import signal
@@ -16,6 +20,7 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DAPHNE = str(Path(sys.executable).parent / "daphne")
+SERVE = (sys.executable, "-m", "spacehub.serve")  # the Procfile's and the systemd unit's entry point
 
 
 def free_port() -> int:
@@ -62,12 +67,18 @@ def collectstatic() -> None:
 
 
 class Daphne:
-    """One daphne process on a free loopback port."""
+    """One hub process on a free loopback port: `python -m spacehub.serve`, or plain daphne if `bare`."""
 
     def __init__(
-        self, log_dir: Path, name: str, extra_env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        log_dir: Path,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
+        bare: bool = False,
     ) -> None:
         self.port = free_port()
+        self.command = (DAPHNE,) if bare else SERVE
         self.extra_args = extra_args
         self.name = name
         self.log_path = log_dir / f"{name}.log"
@@ -86,7 +97,7 @@ class Daphne:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.proc = subprocess.Popen(
             [
-                DAPHNE,
+                *self.command,
                 "-b",
                 "127.0.0.1",
                 "-p",
