@@ -1,12 +1,17 @@
 """Abuse against two live daphne processes: floods, stolen and rotated tokens, guessing, hijacked
-sockets, racing submissions, oversized bodies. Each limit is checked where it matters: across
-processes, under concurrency, and for the people who are not abusing anything."""
+sockets, racing submissions; and oversized bodies, against a third one started with a small
+MAX_BODY_MB. Each limit is checked where it matters: across processes, under concurrency, and for
+the people who are not abusing anything."""
 
 import asyncio
+import itertools
 import json
+import select
+import socket
 import statistics
 import time
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +19,9 @@ import websockets
 from asgiref.sync import sync_to_async
 
 from bench.soak import http
+from relay.models import InferenceRequest
 from spaces.models import Space
+from tests import settings as test_settings
 from tests.faults.peers import (
     Follower,
     answer,
@@ -27,7 +34,7 @@ from tests.faults.peers import (
     submit,
     wait_status,
 )
-from tests.live import Daphne, WebUser
+from tests.live import Daphne, WebUser, running_hubs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -243,37 +250,114 @@ async def test_the_submit_rate_limit_holds_under_concurrent_submissions(
     await serving
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daphne (Twisted) receives the whole body before the application runs: run the hub behind a proxy "
-    "with a body limit (nginx client_max_body_size); see the report",
-)
-async def test_an_upload_over_the_limit_is_refused_before_it_is_all_sent(
-    live: list[Daphne], make_space: Any, alice: Any
-) -> None:
-    """docs/protocol.md: 413 too_large, "the body is cut off as soon as it passes the limit"."""
-    a, _ = live
-    await sync_to_async(make_space)("Tiny", feature_files=True, max_upload_mb=1)
-    web = await sync_to_async(WebUser)(a, alice)
-    declared, chunk = 64 * 1024 * 1024, b"x" * (1024 * 1024)
-    reader, writer = await asyncio.open_connection("127.0.0.1", a.port)
-    head = [
+CAP_MB = 2  # MAX_BODY_MB of the `capped` hub
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def capped(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daphne]:
+    """One hub whose operator set MAX_BODY_MB=2 in its environment."""
+    if not (test_settings.HAVE_POSTGRES and test_settings.HAVE_REDIS):
+        pytest.skip("needs PostgreSQL and Redis (see README)")
+    with running_hubs(tmp_path_factory.mktemp("capped"), 1, MAX_BODY_MB=str(CAP_MB)) as (hub,):
+        yield hub
+    assert "Traceback" not in hub.log(), hub.log()[-4000:]
+
+
+def _send_until_answered(hub: Daphne, head: list[str], body: Iterator[bytes]) -> tuple[int, bytes, int, bool]:
+    """Send the request head, then `body` piece by piece for as long as the hub says nothing.
+
+    Returns the status, the answer's body, how many body bytes the socket took, and whether the hub closed
+    the connection after answering. A raw socket rather than asyncio's streams: a hub that closes a
+    connection it did not read to the end makes the kernel reset it, and a stream then raises instead of
+    handing over the answer that arrived before the reset.
+    """
+    answer, sent, pending, closed = b"", 0, b"", False
+    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        sock.setblocking(False)
+        deadline = time.monotonic() + 20
+        while not closed and time.monotonic() < deadline:
+            pending = pending or next(body, b"")
+            writing = [sock] if pending and not answer else []
+            readable, writable, _ = select.select([sock], writing, [], 0.5)
+            if readable:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                answer += data
+                closed = not data
+            elif writable:
+                try:
+                    took = sock.send(pending)
+                except (BrokenPipeError, ConnectionResetError):
+                    pending, body = b"", iter(())
+                    continue
+                sent += took
+                pending = pending[took:]
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 "), answer[:500]
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2], sent, closed
+
+
+def _head(hub: Daphne, web: WebUser, *framing: str) -> list[str]:
+    return [
         "POST /spaces/tiny/requests/ HTTP/1.1",
-        f"Host: 127.0.0.1:{a.port}",
+        f"Host: 127.0.0.1:{hub.port}",
         "Content-Type: multipart/form-data; boundary=x",
-        f"Content-Length: {declared}",
+        *framing,
         *[f"{k}: {v}" for k, v in web.headers().items()],
     ]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
-    answered = asyncio.create_task(reader.readline())
-    sent = 0
-    try:
-        while sent < declared and not answered.done():
-            writer.write(chunk)
-            await writer.drain()
-            sent += len(chunk)
-        status_line = await asyncio.wait_for(answered, 30)
-    finally:
-        writer.close()
-    assert b" 413 " in status_line, status_line
-    assert sent <= 8 * len(chunk), f"the hub read {sent // len(chunk)} MB of a body it refuses"
+
+
+def _multipart_file(size: int) -> bytes:
+    return (
+        b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n" + b"x" * size + b"\r\n--x--\r\n"
+    )
+
+
+def test_a_body_over_the_hub_s_cap_is_refused_before_it_is_sent(capped: Daphne, make_space: Any, alice: Any) -> None:
+    """A declared Content-Length over MAX_BODY_MB gets 413 too_large at once, logged in or not; then the hub
+    closes the connection, having read at most what the sockets' buffers took."""
+    make_space("Tiny", feature_files=True, max_upload_mb=1)
+    declared = 64 * MIB
+    for who in (alice, None):
+        web = WebUser(capped, who)
+        head = _head(capped, web, f"Content-Length: {declared}")
+        status, body, sent, closed = _send_until_answered(capped, head, (b"x" * MIB for _ in range(64)))
+        assert status == 413, body
+        assert json.loads(body)["error"]["code"] == "too_large"
+        assert closed, "the connection ends after the refusal"
+        assert sent <= 8 * MIB, f"the client got {sent / MIB:.1f} MB out before the hub refused {declared // MIB} MB"
+    assert not InferenceRequest.objects.exists()
+
+
+def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_cap(capped: Daphne, make_space: Any, alice: Any) -> None:
+    make_space("Tiny", feature_files=True, max_upload_mb=1)
+    web = WebUser(capped, alice)
+    chunk = b"%x\r\n" % MIB + b"x" * MIB + b"\r\n"
+    pieces = itertools.chain((chunk for _ in range(64)), [b"0\r\n\r\n"])
+    status, body, sent, closed = _send_until_answered(capped, _head(capped, web, "Transfer-Encoding: chunked"), pieces)
+    assert status == 413, body
+    assert json.loads(body)["error"]["code"] == "too_large"
+    assert closed
+    # What passed the cap, plus what the two sockets' buffers took before the hub closed (about 3 MB here).
+    assert CAP_MB * MIB < sent <= (CAP_MB + 8) * MIB, f"{sent / MIB:.1f} MB sent of 64"
+    assert not InferenceRequest.objects.exists()
+
+
+def test_a_body_under_the_cap_still_meets_the_space_s_own_limit(capped: Daphne, make_space: Any, alice: Any) -> None:
+    """The cap is hub-wide; each space's max_upload_mb is the view's, with its own 413 too_large."""
+    make_space("Tiny", feature_files=True, max_upload_mb=1)
+    web = WebUser(capped, alice)
+    multipart = {"Content-Type": "multipart/form-data; boundary=x"}
+    status, answer = web.request("POST", "/spaces/tiny/requests/", _multipart_file(3 * MIB // 2), **multipart)
+    assert status == 413, answer
+    assert answer["error"]["code"] == "too_large"
+    assert "1 MB" in answer["error"]["message"], "the space's limit answered, not the hub's cap"
+    # Under both limits the body reaches the view whole; with no app connected that means 409.
+    status, answer = web.request("POST", "/spaces/tiny/requests/", _multipart_file(MIB // 2), **multipart)
+    assert (status, answer["error"]["code"]) == (409, "app_not_connected"), answer
+    assert not InferenceRequest.objects.exists()
