@@ -11,12 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Q, Value
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from relay import errors
+from relay import errors, sql
 from relay.events import APP_ENDED, APP_WAKE, QUEUED_IDS_IN_STATUS, Outcome, final_frame
 from relay.models import AppLease, InferenceRequest, Status
 from spaces.models import Space
@@ -105,77 +105,72 @@ def enqueue(space: Space, user: Any, inputs: dict[str, Any], files: list[dict[st
     """Commit a new queued request (and its input files) or raise a RelayError."""
     from relay import files as relay_files
 
+    now = _now()
+    req = InferenceRequest(space=space, user=user, inputs=inputs, created_at=now)
     with transaction.atomic():
-        # Serialises submissions to one space on PostgreSQL so the limits hold under races.
-        Space.objects.select_for_update().filter(pk=space.pk).values_list("pk", flat=True).first()
-        channel = _app_channel(space.pk)
+        sql.lock_space(space.pk)
+        channel, total, mine = sql.enqueue_checks(space.pk, user.pk, now)
         if channel is None:
             raise errors.AppNotConnected()
-        counts = InferenceRequest.objects.filter(space=space, status=Status.QUEUED).aggregate(
-            total=Count("id"), mine=Count("id", filter=Q(user=user))
-        )
-        if counts["total"] >= space.max_queue_size:
+        if total >= space.max_queue_size:
             raise errors.QueueFull()
-        if counts["mine"] >= max_queued_per_user():
+        if mine >= max_queued_per_user():
             raise errors.UserQueueFull()
-        req = InferenceRequest.objects.create(space=space, user=user, inputs=inputs)
+        sql.insert(req)
         for upload in files or []:
             relay_files.save_input(req, upload["field"], upload["file"])
+    req._state.adding = False
     outcome = Outcome(request=req)
-    outcome.position = counts["total"] + 1  # the new request is last; nobody else's position moved
+    outcome.position = total + 1  # the new request is last; nobody else's position moved
     outcome.to_app(channel, {"type": APP_WAKE})
     _log("request.submitted", id=req.id, space=space.name, user=user.pk, files=len(files or []))
-    outcome.to_space(space.pk, {"connected": True, "queue_size": counts["total"] + 1, "queued_ids": None})
+    outcome.to_space(space.pk, {"connected": True, "queue_size": total + 1, "queued_ids": None})
     return outcome
 
 
 # --- dispatch -------------------------------------------------------------------------
 
 
-def claim_next(space_id: int, connection_id: str) -> Outcome:
-    """Take the head of the space's queue for this connection, if it holds the space's lease."""
-    holds_lease = Exists(live_leases(space_id).filter(connection_id=connection_id))
+def claim_next(space: Space, connection_id: str) -> Outcome:
+    """Take the head of the space's queue for this connection, if it holds the space's lease.
+
+    `space` supplies the timeout and the features of the request frame: the app consumer keeps it
+    fresh (its heartbeat reloads it), so staff's changes apply from the next request on.
+    """
     for _ in range(5):
-        head = (
-            InferenceRequest.objects.filter(space_id=space_id, status=Status.QUEUED)
-            .order_by("created_at", "id")
-            .values_list("id", "space__timeout_seconds")
-            .first()
-        )
-        if head is None:
-            return Outcome()
-        request_id, timeout = head
         now = _now()
+        deadline = now + timedelta(seconds=space.timeout_seconds)
         try:
             with transaction.atomic():
-                won = (
-                    InferenceRequest.objects.filter(id=request_id, status=Status.QUEUED)
-                    .filter(holds_lease)
-                    .update(
-                        status=Status.RUNNING,
-                        connection_id=connection_id,
-                        attempt=F("attempt") + 1,
-                        started_at=now,
-                        deadline=now + timedelta(seconds=timeout),
-                        seq=F("seq") + 1,
-                        progress=None,
-                        message=None,
-                        text="",
-                    )
-                )
+                row = sql.claim(space.pk, connection_id, now, deadline)
         except IntegrityError:
             return Outcome()  # another request of this space is running
-        if not won:
-            if not live_leases(space_id).filter(connection_id=connection_id).exists():
-                return Outcome()  # this connection no longer holds the space
-            continue  # cancelled or claimed meanwhile: try the next head
-        req = _reload(request_id)
+        if row is None:
+            queued, holds_lease = sql.claim_blocked(space.pk, connection_id, now)
+            if queued and holds_lease:
+                continue  # the head was cancelled or claimed meanwhile: try the next one
+            return Outcome()
+        request_id, attempt, seq, inputs, user_id, created_at = row
+        req = InferenceRequest(
+            id=sql.to_uuid(request_id),
+            space=space,
+            user_id=user_id,
+            status=Status.RUNNING,
+            inputs=sql.to_json("inputs", inputs),
+            attempt=attempt,
+            connection_id=connection_id,
+            seq=seq,
+            created_at=sql.to_datetime(created_at),
+            started_at=now,
+            deadline=deadline,
+        )
+        req._state.adding = False
         outcome = Outcome(request=req)
-        outcome.to_request(req, [{"type": "status", "status": "running", "attempt": req.attempt}])
-        _log("request.dispatched", id=req.id, space=req.space.name, attempt=req.attempt, conn=connection_id)
-        ids = queued_ids(space_id)
-        size = len(ids) if len(ids) < QUEUED_IDS_IN_STATUS else queue_size(space_id)
-        outcome.to_space(space_id, {"connected": True, "queue_size": size, "queued_ids": ids})
+        outcome.to_request(req, [{"type": "status", "status": "running", "attempt": attempt}])
+        _log("request.dispatched", id=req.id, space=space.name, attempt=attempt, conn=connection_id)
+        ids = sql.queued_ids(space.pk, QUEUED_IDS_IN_STATUS)
+        size = len(ids) if len(ids) < QUEUED_IDS_IN_STATUS else queue_size(space.pk)
+        outcome.to_space(space.pk, {"connected": True, "queue_size": size, "queued_ids": ids})
         return outcome
     return Outcome()
 
@@ -212,26 +207,37 @@ def record_stream(
     return outcome
 
 
-def _end(request_id: Any, condition: Q, status: str, code: str = "", message: str = "", **changes: Any) -> Outcome:
-    won = (
-        InferenceRequest.objects.filter(condition, id=request_id)
-        .filter(status__in=[Status.QUEUED, Status.RUNNING])
-        .update(status=status, error_code=code, error_message=message, finished_at=_now(), seq=F("seq") + 1, **changes)
-    )
-    if not won:
+def _end(
+    request_id: Any, where: str, params: list[Any], status: str, code: str = "", message: str = "", **changes: Any
+) -> Outcome:
+    """End a queued or running request if the SQL condition `where` holds; announce its final frame."""
+    now = _now()
+    prepared = {
+        "status": status,
+        "error_code": code,
+        "error_message": message,
+        "finished_at": sql.when(now),
+        **{name: InferenceRequest._meta.get_field(name).get_db_prep_save(v, connection) for name, v in changes.items()},
+    }
+    row = sql.end(request_id, where, params, prepared)
+    if row is None:
         return Outcome()
-    req = _reload(request_id)
+    space_name = row.pop("space_name")
+    req = InferenceRequest(
+        id=sql.to_uuid(request_id), status=status, error_code=code, error_message=message, finished_at=now, **row
+    )
+    req._state.adding = False
     outcome = Outcome(request=req)
     outcome.to_request(req, [final_frame(req)], final=True)
-    processing = (req.finished_at - req.started_at).total_seconds() if req.started_at else 0.0
+    processing = (now - req.started_at).total_seconds() if req.started_at else 0.0
     _log(
         "request.timed_out" if status == Status.TIMED_OUT else "request.finished",
         id=req.id,
-        space=req.space.name,
+        space=space_name,
         status=status,
         code=code or "-",
         attempt=req.attempt,
-        total=(req.finished_at - req.created_at).total_seconds(),
+        total=(now - req.created_at).total_seconds(),
         processing=processing,
     )
     return outcome
@@ -242,12 +248,14 @@ def finish(request_id: Any, connection_id: str, outputs: dict[str, Any]) -> Outc
     changes: dict[str, Any] = {"outputs": outputs, "progress": 1.0}
     if "text" in outputs:
         changes["text"] = outputs["text"]
-    return _end(request_id, Q(status=Status.RUNNING, connection_id=connection_id), Status.SUCCEEDED, **changes)
+    where, params = "status = %s AND connection_id = %s", [Status.RUNNING, connection_id]
+    return _end(request_id, where, params, Status.SUCCEEDED, **changes)
 
 
 def fail(request_id: Any, connection_id: str, message: str) -> Outcome:
     """The app answered `error`."""
-    return _end(request_id, Q(status=Status.RUNNING, connection_id=connection_id), Status.FAILED, "app_error", message)
+    where, params = "status = %s AND connection_id = %s", [Status.RUNNING, connection_id]
+    return _end(request_id, where, params, Status.FAILED, "app_error", message)
 
 
 def time_out(request_id: Any, grace: timedelta = timedelta(0)) -> Outcome:
@@ -258,7 +266,8 @@ def time_out(request_id: Any, grace: timedelta = timedelta(0)) -> Outcome:
     seconds = req["space__timeout_seconds"]
     outcome = _end(
         request_id,
-        Q(status=Status.RUNNING, deadline__lte=_now() - grace),
+        "status = %s AND deadline <= %s",
+        [Status.RUNNING, sql.when(_now() - grace)],
         Status.TIMED_OUT,
         "timed_out",
         f"The app did not finish within {seconds} seconds.",
@@ -271,11 +280,11 @@ def time_out(request_id: Any, grace: timedelta = timedelta(0)) -> Outcome:
 def cancel(request_id: Any) -> Outcome:
     """Cancel a queued or running request (its submitter or staff asked)."""
     message = "The request was cancelled."
-    outcome = _end(request_id, Q(status=Status.RUNNING), Status.CANCELLED, "cancelled", message)
+    outcome = _end(request_id, "status = %s", [Status.RUNNING], Status.CANCELLED, "cancelled", message)
     if outcome.won:
         _tell_app(outcome, outcome.request, "cancelled")  # type: ignore[arg-type]
     else:
-        outcome = _end(request_id, Q(status=Status.QUEUED), Status.CANCELLED, "cancelled", message)
+        outcome = _end(request_id, "status = %s", [Status.QUEUED], Status.CANCELLED, "cancelled", message)
     if not outcome.won:
         return outcome
     return _with_space_status(outcome, outcome.request.space_id)  # type: ignore[union-attr]
@@ -294,7 +303,8 @@ def requeue(request_id: Any, connection_id: str) -> Outcome:
     base = Q(status=Status.RUNNING, connection_id=connection_id)
     failed = _end(
         request_id,
-        base & Q(attempt__gte=MAX_ATTEMPTS),
+        "status = %s AND connection_id = %s AND attempt >= %s",
+        [Status.RUNNING, connection_id, MAX_ATTEMPTS],
         Status.FAILED,
         "app_disconnected",
         f"The app disconnected {MAX_ATTEMPTS} times while working on this request.",
@@ -402,7 +412,8 @@ def sweep(grace: timedelta = timedelta(seconds=2)) -> Outcome:
         ):
             ended_outcome = _end(
                 request_id,
-                Q(status=Status.QUEUED),
+                "status = %s",
+                [Status.QUEUED],
                 Status.FAILED,
                 "app_disconnected",
                 "The space's app went away and did not come back in time.",

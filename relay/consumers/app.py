@@ -23,7 +23,7 @@ from relay.errors import (
     UnknownRequest,
 )
 from relay.events import Outcome, publish
-from relay.models import InferenceRequest
+from relay.models import InferenceRequest, RequestFile
 from spaces.models import Space
 
 log = logging.getLogger("relay.app")
@@ -47,8 +47,8 @@ def _authenticate(name: str, token: str, addr: str) -> Space:
 
 
 @db_call
-def _claim(space_id: int, connection_id: str, base_url: str) -> tuple[Outcome, dict[str, Any] | None]:
-    outcome = queue.claim_next(space_id, connection_id)
+def _claim(space: Space, connection_id: str, base_url: str) -> tuple[Outcome, dict[str, Any] | None]:
+    outcome = queue.claim_next(space, connection_id)
     if not outcome.won:
         return outcome, None
     req = outcome.request
@@ -70,10 +70,10 @@ def _finish(request_id: str, connection_id: str, text: str | None, result_files:
     if text is not None:
         outputs["text"] = text
     outcome = queue.finish(request_id, connection_id, outputs)
-    if outcome.won:
-        InferenceRequest.objects.get(pk=request_id).files.bulk_create(records)
-    else:
+    if not outcome.won:
         files.discard(records)
+    elif records:
+        RequestFile.objects.bulk_create(records)
     return outcome
 
 
@@ -238,7 +238,7 @@ class AppConsumer(AsyncWebsocketConsumer):
         async with self.lock:
             if self.inflight is not None or self.space is None or self.closing or self.draining:
                 return
-            outcome, frame = await _claim(self.space.pk, self.connection_id, self._base_url())
+            outcome, frame = await _claim(self.space, self.connection_id, self._base_url())
             if frame is None or outcome.request is None:
                 return
             timeout = self.space.timeout_seconds
@@ -278,9 +278,11 @@ class AppConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
-                if not await db_call(_still_valid)(self.space.pk, self.space.token_hash):
+                space = await db_call(_still_valid)(self.space.pk, self.space.token_hash)
+                if space is None:
                     await self.app_revoked({})
                     return
+                self.space = space  # staff's changes (timeout, features) apply from the next request on
                 if not await db_call(queue.renew_lease)(self.space.pk, self.connection_id):
                     log.warning("lease lost space=%s conn=%s", self.space.name, self.connection_id)
                     await self._refuse(DuplicateConnection("This connection's lease lapsed."), close=True)
@@ -361,9 +363,9 @@ class AppConsumer(AsyncWebsocketConsumer):
         return f"{'https' if secure else 'http'}://{host}"
 
 
-def _still_valid(space_id: int, token_hash: str) -> bool:
-    """The space is still active and its token unchanged (a missed revoke event is caught here)."""
-    return Space.objects.filter(pk=space_id, is_active=True, token_hash=token_hash).exists()
+def _still_valid(space_id: int, token_hash: str) -> Space | None:
+    """The space as it is now, if still active with its token unchanged (a missed revoke event is caught here)."""
+    return Space.objects.filter(pk=space_id, is_active=True, token_hash=token_hash).first()
 
 
 def _status_of(request_id: str) -> str | None:

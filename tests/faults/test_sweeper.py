@@ -39,7 +39,7 @@ def overdue_on_a_frozen_process(space: Any, user: Any) -> InferenceRequest:
     queue.acquire_lease(space, "frozen", "frozen.channel", {}, "10.0.0.1")
     req = queue.enqueue(space, user, {"prompt": "stuck"}).request
     assert req is not None
-    queue.claim_next(space.pk, "frozen")
+    queue.claim_next(space, "frozen")
     # Overdue, but within the sweep's 2 s grace for the other processes.
     InferenceRequest.objects.filter(pk=req.pk).update(deadline=timezone.now() - timedelta(seconds=0.2))
     return req
@@ -61,6 +61,10 @@ async def test_a_process_with_a_space_page_open_times_them_out(make_space: Any, 
     req = await database_sync_to_async(overdue_on_a_frozen_process)(space, alice)
     page = await Peer("/ws/spaces/slow/", [ORIGIN]).connect()
     browser = await follow(req.id, alice)
-    final = await browser.recv_type("error", timeout=1.2)
-    assert final["error"]["code"] == "timed_out"
+    state = (await browser.recv())["request"]
+    if state["status"] == "running":  # else the page's sweeper was quicker than the follower: as good
+        state = (await browser.recv_type("error", timeout=1.2))["error"]
+        assert state["code"] == "timed_out"
+    else:
+        assert state["error"]["code"] == "timed_out"
     await page.close()

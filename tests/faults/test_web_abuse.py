@@ -89,11 +89,11 @@ def hostile(make_space: Any, alice: Any) -> dict[str, Any]:
         assert answer.status_code == 201, answer.content
         upload.seek(0)
         made.append(answer.json()["id"])
-    queue.claim_next(space.pk, "conn-1")
+    queue.claim_next(space, "conn-1")
     records = files.save_outputs(made[0], [ResultFile(PAYLOADS["result file"], "text/html", b"<script>x</script>")])
     queue.finish(made[0], "conn-1", {"text": PAYLOADS["output"], "files": files.output_entries(records)})
     RequestFile.objects.bulk_create(records)
-    queue.claim_next(space.pk, "conn-1")
+    queue.claim_next(space, "conn-1")
     queue.fail(made[1], "conn-1", PAYLOADS["error"])
     return {"client": client, "ids": made, "file": records[0]}
 

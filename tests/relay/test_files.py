@@ -29,7 +29,7 @@ def submit_audio(client: Client, user: Any) -> str:
 
 def test_the_app_gets_a_signed_url_that_dies_with_the_request(space: Any, alice: Any) -> None:
     request_id = submit_audio(Client(), alice)
-    req = queue.claim_next(space.pk, "conn-1").request
+    req = queue.claim_next(space, "conn-1").request
     inputs = files.request_inputs(req, "http://hub.example")
     audio = inputs["audio"]
     assert {k: audio[k] for k in ("name", "content_type", "size")} == {
@@ -52,7 +52,7 @@ def test_the_app_gets_a_signed_url_that_dies_with_the_request(space: Any, alice:
 def test_result_files_are_for_the_submitter_and_staff_only(space: Any, alice: Any, bob: Any, staff: Any) -> None:
     client = Client()
     request_id = submit_audio(client, alice)
-    queue.claim_next(space.pk, "conn-1")
+    queue.claim_next(space, "conn-1")
     records = files.save_outputs(request_id, [ResultFile("<img src=x onerror=alert(1)>.png", "image/png", b"PNGDATA")])
     queue.finish(request_id, "conn-1", {"files": files.output_entries(records)})
     RequestFile.objects.bulk_create(records)

@@ -15,7 +15,7 @@ def test_it_lists_only_my_requests_across_spaces(client: Client, make_space: Any
     connect_app(draw, "c2")
     mine = [submit(echo, alice, "one"), submit(draw, alice, "two")]
     theirs = submit(echo, bob, "secret")
-    queue.claim_next(echo.pk, "c1")
+    queue.claim_next(echo, "c1")
     queue.finish(mine[0].id, "c1", {"text": "done"})
     client.force_login(alice)
     page = client.get("/requests/").content.decode()

@@ -23,38 +23,45 @@ def echo(make_space: Any) -> Any:
     return space
 
 
-def test_enqueue_takes_four_queries(echo: Any, alice: Any) -> None:
+def test_enqueue_takes_three_queries(echo: Any, alice: Any) -> None:
     with CaptureQueriesContext(connection) as ctx:
         queue.enqueue(echo, alice, {"prompt": "x"})
-    # lock the space, the app's channel, both queue counts in one, insert
-    assert len(real(ctx)) == 4, real(ctx)
+    # lock the space; the app's channel and both queue counts in one; insert
+    assert len(real(ctx)) == 3, real(ctx)
 
 
-def test_claim_takes_four_queries(echo: Any, alice: Any) -> None:
+def test_claim_takes_two_queries(echo: Any, alice: Any) -> None:
     queue.enqueue(echo, alice, {"prompt": "x"})
     with CaptureQueriesContext(connection) as ctx:
-        outcome = queue.claim_next(echo.pk, "conn-1")
+        outcome = queue.claim_next(echo, "conn-1")
         files.request_inputs(outcome.request, "http://hub")
-    # the head, the conditional UPDATE (lease checked inside), the row for the frame, the queue's order
+    # the conditional UPDATE of the head (lease checked inside, the frame's fields returned), the queue's order
     assert outcome.won
-    assert len(real(ctx)) == 4, real(ctx)
+    assert len(real(ctx)) == 2, real(ctx)
 
 
-def test_a_streamed_chunk_takes_one_query_and_the_result_two(echo: Any, alice: Any) -> None:
+def test_a_claim_of_an_empty_queue_takes_two_queries(echo: Any) -> None:
+    with CaptureQueriesContext(connection) as ctx:
+        assert not queue.claim_next(echo, "conn-1").won
+    # the UPDATE that matches nothing, then whether anything is queued at all
+    assert len(real(ctx)) == 2, real(ctx)
+
+
+def test_a_streamed_chunk_takes_one_query_and_the_result_one(echo: Any, alice: Any) -> None:
     queue.enqueue(echo, alice, {"prompt": "x"})
-    req = queue.claim_next(echo.pk, "conn-1").request
+    req = queue.claim_next(echo, "conn-1").request
     with CaptureQueriesContext(connection) as ctx:
         queue.record_stream(req.id, "conn-1", req.seq, "chunk", (0.5, None), [])
     assert len(real(ctx)) == 1, real(ctx)
     with CaptureQueriesContext(connection) as ctx:
         queue.finish(req.id, "conn-1", {"text": "ok", "files": []})
-    assert len(real(ctx)) == 2, real(ctx)  # the conditional UPDATE, the row for the final frame
+    assert len(real(ctx)) == 1, real(ctx)  # the conditional UPDATE, returning what the final frame needs
 
 
-def test_a_json_submit_takes_seven_queries(client: Client, echo: Any, alice: Any) -> None:
+def test_a_json_submit_takes_six_queries(client: Client, echo: Any, alice: Any) -> None:
     client.force_login(alice)
     with CaptureQueriesContext(connection) as ctx:
         response = client.post("/spaces/echo/requests/", {"prompt": "x"}, HTTP_ACCEPT="application/json")
     assert response.status_code == 201
-    # session, user, space, then enqueue's four
-    assert len(real(ctx)) == 7, real(ctx)
+    # session, user, space, then enqueue's three
+    assert len(real(ctx)) == 6, real(ctx)

@@ -22,14 +22,14 @@ def space(make_space: Any) -> Any:
 
 def test_it_claims_in_fifo_order_one_at_a_time(space: Any, alice: Any) -> None:
     first, second = submit(space, alice, "1"), submit(space, alice, "2")
-    claimed = queue.claim_next(space.pk, "conn-1")
+    claimed = queue.claim_next(space, "conn-1")
     assert claimed.request.id == first.id
     assert (claimed.request.status, claimed.request.attempt, claimed.request.connection_id) == ("running", 1, "conn-1")
     assert claimed.request.deadline > timezone.now() + timedelta(seconds=110)
-    assert not queue.claim_next(space.pk, "conn-1").won, "one running request per space"
+    assert not queue.claim_next(space, "conn-1").won, "one running request per space"
     assert queue.position(reload(second)) == 1
     queue.finish(first.id, "conn-1", {"text": "ok"})
-    assert queue.claim_next(space.pk, "conn-1").request.id == second.id
+    assert queue.claim_next(space, "conn-1").request.id == second.id
 
 
 def test_the_database_refuses_two_running_requests_in_one_space(space: Any, alice: Any) -> None:
@@ -41,7 +41,7 @@ def test_the_database_refuses_two_running_requests_in_one_space(space: Any, alic
 
 def test_only_the_lease_holder_claims(space: Any, alice: Any) -> None:
     submit(space, alice)
-    assert not queue.claim_next(space.pk, "somebody-else").won
+    assert not queue.claim_next(space, "somebody-else").won
 
 
 def test_it_wakes_the_app_and_announces_the_queue_on_enqueue(space: Any, alice: Any) -> None:
@@ -53,7 +53,7 @@ def test_it_wakes_the_app_and_announces_the_queue_on_enqueue(space: Any, alice: 
 
 def test_stream_writes_are_conditional_on_connection_and_seq(space: Any, alice: Any) -> None:
     submit(space, alice)
-    req = queue.claim_next(space.pk, "conn-1").request
+    req = queue.claim_next(space, "conn-1").request
     assert queue.record_stream(req.id, "conn-1", req.seq, "Hel", None, []).won
     assert not queue.record_stream(req.id, "conn-1", req.seq, "stale", None, []).won, "seq moved on"
     assert not queue.record_stream(req.id, "other", req.seq + 1, "thief", None, []).won
@@ -64,7 +64,7 @@ def test_stream_writes_are_conditional_on_connection_and_seq(space: Any, alice: 
 
 def test_the_first_terminal_outcome_wins(space: Any, alice: Any) -> None:
     submit(space, alice)
-    req = queue.claim_next(space.pk, "conn-1").request
+    req = queue.claim_next(space, "conn-1").request
     cancelled = queue.cancel(req.id)
     assert cancelled.won
     assert ("fake.channel.conn-1", {"type": APP_ENDED, "id": str(req.id), "reason": "cancelled"}) in (
@@ -79,7 +79,7 @@ def test_the_first_terminal_outcome_wins(space: Any, alice: Any) -> None:
 
 def test_time_out_waits_for_the_deadline(space: Any, alice: Any) -> None:
     submit(space, alice)
-    req = queue.claim_next(space.pk, "conn-1").request
+    req = queue.claim_next(space, "conn-1").request
     assert not queue.time_out(req.id).won
     InferenceRequest.objects.filter(pk=req.pk).update(deadline=timezone.now() - timedelta(seconds=1))
     outcome = queue.time_out(req.id)
@@ -94,14 +94,14 @@ def test_requeue_puts_it_back_at_the_head_and_fails_after_three_sends(space: Any
     req = submit(space, alice, "first")
     later = submit(space, alice, "later")
     for attempt in (1, 2):
-        assert queue.claim_next(space.pk, "conn-1").request.id == req.id
+        assert queue.claim_next(space, "conn-1").request.id == req.id
         assert queue.requeue(req.id, "conn-1").request.status == "queued"
         assert queue.position(reload(req)) == 1
         assert reload(req).attempt == attempt
-    assert queue.claim_next(space.pk, "conn-1").request.attempt == 3
+    assert queue.claim_next(space, "conn-1").request.attempt == 3
     failed = queue.requeue(req.id, "conn-1")
     assert (failed.request.status, failed.request.error_code) == ("failed", "app_disconnected")
-    assert queue.claim_next(space.pk, "conn-1").request.id == later.id
+    assert queue.claim_next(space, "conn-1").request.id == later.id
 
 
 def expire_lease(space: Any, seconds_ago: int) -> None:
@@ -110,7 +110,7 @@ def expire_lease(space: Any, seconds_ago: int) -> None:
 
 def test_the_sweep_requeues_the_request_of_a_dead_connection(space: Any, alice: Any) -> None:
     req = submit(space, alice)
-    queue.claim_next(space.pk, "conn-1")
+    queue.claim_next(space, "conn-1")
     assert not queue.sweep().group_events, "nothing to do while the lease lives"
     expire_lease(space, 1)
     queue.sweep()
@@ -120,7 +120,7 @@ def test_the_sweep_requeues_the_request_of_a_dead_connection(space: Any, alice: 
 
 def test_the_sweep_times_out_overdue_requests(space: Any, alice: Any) -> None:
     req = submit(space, alice)
-    queue.claim_next(space.pk, "conn-1")
+    queue.claim_next(space, "conn-1")
     InferenceRequest.objects.filter(pk=req.pk).update(deadline=timezone.now() - timedelta(seconds=10))
     queue.sweep()
     assert reload(req).status == "timed_out"
@@ -138,7 +138,7 @@ def test_queued_requests_wait_60_seconds_for_the_app_to_come_back(space: Any, al
 
 def test_a_new_app_takes_over_an_expired_lease_and_its_request(space: Any, alice: Any) -> None:
     req = submit(space, alice)
-    queue.claim_next(space.pk, "conn-1")
+    queue.claim_next(space, "conn-1")
     from relay import errors
 
     with pytest.raises(errors.DuplicateConnection):
@@ -146,6 +146,6 @@ def test_a_new_app_takes_over_an_expired_lease_and_its_request(space: Any, alice
     expire_lease(space, 1)
     queue.acquire_lease(space, "conn-2", "fake.channel.conn-2", {}, "")
     assert reload(req).status == "queued", "the dead connection's request went back to the queue"
-    again = queue.claim_next(space.pk, "conn-2").request
+    again = queue.claim_next(space, "conn-2").request
     assert (again.id, again.attempt) == (req.id, 2)
     assert not queue.renew_lease(space.pk, "conn-1"), "the old connection's lease is gone"

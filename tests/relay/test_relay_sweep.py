@@ -16,7 +16,7 @@ def test_it_requeues_a_dead_connections_request(make_space: Any, alice: Any) -> 
     space, _ = make_space("Echo")
     connect_app(space)
     req = submit(space, alice)
-    queue.claim_next(space.pk, "conn-1")
+    queue.claim_next(space, "conn-1")
     AppLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     out = StringIO()
     call_command("relay_sweep", stdout=out)

@@ -57,7 +57,7 @@ def test_it_cancels_a_queued_request(client: Client, alice: Any, req: Any) -> No
 
 
 def test_it_cancels_a_running_request(client: Client, staff: Any, req: Any) -> None:
-    outcome = queue.claim_next(req.space_id, "conn-1")
+    outcome = queue.claim_next(req.space, "conn-1")
     assert outcome.request.id == req.id
     client.force_login(staff)
     response = client.post(f"/api/requests/{req.id}/cancel/", HTTP_ACCEPT="application/json")
