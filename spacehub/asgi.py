@@ -2,10 +2,10 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+from spacehub.http import get_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spacehub.settings")
-django_asgi_app = get_asgi_application()
+django_asgi_app = get_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - needs Django set up
 
