@@ -12,7 +12,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from relay import files, frames, limits, queue, shutdown, sweeper
-from relay.db import db_call
+from relay.db import DispatchWithoutHop, db_call
 from relay.errors import (
     BadMessage,
     DuplicateConnection,
@@ -92,7 +92,7 @@ class InFlight:
         self.flush_lock = asyncio.Lock()
 
 
-class AppConsumer(AsyncWebsocketConsumer):
+class AppConsumer(DispatchWithoutHop, AsyncWebsocketConsumer):
     space: Space | None = None
     inflight: InFlight | None = None
 
