@@ -3,9 +3,12 @@
 import asyncio
 import json
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib import auth
+from django.contrib.sessions.backends.base import SessionBase
 
 from relay import queue, sweeper
 from relay.db import db_call
@@ -64,14 +67,24 @@ class SpaceConsumer(JsonConsumer):
 
 
 @db_call
-def _load(request_id: str, user: Any) -> InferenceRequest | None:
-    """The request if this user may follow it (its submitter, or staff); None otherwise."""
-    if not getattr(user, "is_authenticated", False):
+def _open(request_id: str, session: SessionBase) -> tuple[dict[str, Any], int] | None:
+    """The request's state and space id if the session's user may follow it (its submitter, or staff).
+
+    None for anyone else and for unknown ids alike. The whole connect in one hop: the session, its
+    user, the request with its space, and the queue ahead of it when queued.
+    """
+    # Django's own check (it needs only `.session`): the auth hash, fallback keys, an inactive user.
+    user = auth.get_user(SimpleNamespace(session=session))
+    if not user.is_authenticated:
         return None
     qs = InferenceRequest.objects.select_related("space").filter(pk=request_id)
     if not user.is_staff:
         qs = qs.filter(user=user)
-    return qs.first()
+    try:
+        req = qs.get()
+    except InferenceRequest.DoesNotExist:
+        return None
+    return request_state(req, queue.position(req)), req.space_id
 
 
 @db_call
@@ -81,34 +94,56 @@ def _snapshot(request_id: str) -> dict[str, Any]:
 
 
 @db_call
-def _seq_of(request_id: str) -> int:
-    return InferenceRequest.objects.filter(pk=request_id).values_list("seq", flat=True).first() or 0
+def _progress(request_id: str) -> tuple[int, int | None]:
+    """The request's `seq`, and its position while queued (None otherwise)."""
+    req = InferenceRequest.objects.only("seq", "status", "space_id", "created_at").filter(pk=request_id).first()
+    if req is None:
+        return 0, None
+    return req.seq, queue.position(req)
 
 
 class RequestConsumer(JsonConsumer):
     """`/ws/requests/<id>/`: the state snapshot, then every change in order; close 1000 after the final one."""
 
     async def connect(self) -> None:
+        """Refuse with 4403 unless the session's user may follow the request; else send its state."""
         await self.accept()
         self.request_id = str(self.scope["url_route"]["kwargs"]["request_id"])
-        req = await _load(self.request_id, self.scope.get("user"))
-        if req is None:
-            await self.close(code=4403)
-            return
-        sweeper.ensure_running()  # a process with only browsers still times out and requeues
-        self.groups_joined = [request_group(self.request_id), space_group(req.space_id)]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
         self.seq = -1
         self.status = ""
         self.position: int | None = None
         self.done = False
-        await self._send_state()
+        self.queue_moves = 0  # space events seen: a position read across one of them may be stale
+        session = self.scope.get("session")
+        if session is None or session.session_key is None:
+            await self._refuse()  # no session, no user: nothing to look up
+            return
+        self.group = request_group(self.request_id)
+        # Joined before the snapshot is read: an event sent meanwhile is delivered after it, and
+        # dropped by its seq if the snapshot covered it.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        opened = await _open(self.request_id, session)
+        if opened is None:
+            await self._refuse()
+            return
+        state, space_id = opened
+        # Queue moves come on the space's group; one sent while this joins is repaired by the resync loop.
+        self.queue_group = space_group(space_id)
+        await self.channel_layer.group_add(self.queue_group, self.channel_name)
+        sweeper.ensure_running()  # a process with only browsers still times out and requeues
+        await self._show(state)
         if not self.done:
             self.resync = asyncio.create_task(self._resync_loop())
 
+    async def _refuse(self) -> None:
+        # The same answer for anonymous users, other users' requests and unknown ids: nothing leaks.
+        self.done = True
+        await self.close(code=4403)
+
     async def _send_state(self) -> None:
-        state = await _snapshot(self.request_id)
+        await self._show(await _snapshot(self.request_id))
+
+    async def _show(self, state: dict[str, Any]) -> None:
         if self.done:
             return  # the final frame came (and the socket closed) while this read the database
         self.seq = state["seq"]
@@ -119,6 +154,7 @@ class RequestConsumer(JsonConsumer):
             await self._finish()
 
     async def request_event(self, event: dict[str, Any]) -> None:
+        """One change of the request: forward its frames, unless the snapshot covered it; resync on a gap."""
         if self.done or event["seq"] <= self.seq:
             return  # the snapshot already covered it
         if event["seq"] != self.seq + 1:
@@ -135,6 +171,7 @@ class RequestConsumer(JsonConsumer):
 
     async def space_status(self, event: dict[str, Any]) -> None:
         """Queue moved: tell a queued request its new position."""
+        self.queue_moves += 1
         if self.done or self.status != Status.QUEUED:
             return
         ids = event.get("queued_ids") or []
@@ -144,6 +181,9 @@ class RequestConsumer(JsonConsumer):
             return  # beyond the list carried in the event; the resync loop catches up
         else:
             return  # no longer queued: its own event says what it became
+        await self._move_to(position)
+
+    async def _move_to(self, position: int) -> None:
         if position != self.position:
             self.position = position
             await self.send_json({"type": "status", "status": "queued", "position": position})
@@ -152,9 +192,17 @@ class RequestConsumer(JsonConsumer):
         while not self.done:
             await asyncio.sleep(RESYNC_SECONDS)
             try:
+                moves = self.queue_moves
+                seq, position = await _progress(self.request_id)
                 # The final frame may arrive while this waits on the database: then there is nothing to add.
-                if await _seq_of(self.request_id) > self.seq and not self.done:
+                if self.done:
+                    continue
+                if seq > self.seq:
                     await self._send_state()
+                elif position is not None and self.status == Status.QUEUED and moves == self.queue_moves:
+                    # A queue move missed (sent before the space's group was joined, dropped by the
+                    # layer, or beyond the ids an event carries); one seen during the read is newer.
+                    await self._move_to(position)
             except Exception:
                 log.exception("resync failed for %s", self.request_id)
 
@@ -167,8 +215,10 @@ class RequestConsumer(JsonConsumer):
         task = getattr(self, "resync", None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "queue_group", None) is not None:
+            await self.channel_layer.group_discard(self.queue_group, self.channel_name)
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

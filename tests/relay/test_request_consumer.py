@@ -5,10 +5,13 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
 
 from relay import queue
+from relay.consumers import browser as browser_consumers
 from relay.events import publish
-from relay.models import InferenceRequest
+from relay.models import InferenceRequest, Status, request_group
 from tests.relay.conftest import ORIGIN, Peer, follow, register, session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -156,4 +159,69 @@ async def test_it_tells_a_queued_request_its_new_position(make_space: Any, alice
     await app.send({"type": "result", "id": frame["id"]})
     assert (await app.recv())["id"] == str(ahead.id)
     assert await browser.recv_type("status") == {"type": "status", "status": "queued", "position": 1}
+    await app.close()
+
+
+async def members(layer: Any, group: str) -> set[str]:
+    """The channels in a group of the layer the consumers use (Redis here; in-memory without services)."""
+    if hasattr(layer, "groups"):
+        return set(layer.groups.get(group, {}))
+    connection = layer.connection(layer.consistent_hash(group))
+    return {name.decode() for name in await connection.zrange(layer._group_key(group), 0, -1)}
+
+
+@database_sync_to_async
+def change_password(user: Any) -> None:
+    user.set_password("a-new-password")
+    user.save()
+
+
+@database_sync_to_async
+def deactivate(user: Any) -> None:
+    user.is_active = False
+    user.save()
+
+
+@database_sync_to_async
+def anonymous_session_headers() -> list[tuple[bytes, bytes]]:
+    session = SessionStore()
+    session["visited"] = True  # a session of someone who never logged in
+    session.create()
+    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()), ORIGIN]
+
+
+async def test_it_refuses_stale_and_anonymous_sessions_with_4403(
+    make_space: Any, alice: Any, bob: Any, layer: Any
+) -> None:
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    req = await submit(space, alice)
+    logged_out = await session_headers(alice)
+    await change_password(alice)  # Django logs out the sessions of the old password
+    bobs = await session_headers(bob)
+    await deactivate(bob)
+    for headers in (logged_out, await anonymous_session_headers(), bobs):
+        peer = await Peer(f"/ws/requests/{req.id}/", headers).connect()
+        assert await peer.closed() == 4403
+        await peer.close()
+    assert await members(layer, request_group(req.id)) == set(), "a refused socket leaves no group behind"
+    await app.close()
+
+
+async def test_the_resync_repairs_a_queue_move_it_did_not_hear(
+    make_space: Any, alice: Any, bob: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(browser_consumers, "RESYNC_SECONDS", 0.2)
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    await submit(space, bob, "running")
+    ahead = await submit(space, bob, "ahead")
+    mine = await submit(space, alice, "mine")
+    browser = await follow(mine.id, alice)
+    assert (await browser.recv())["request"]["position"] == 2
+    # The request ahead leaves the queue with no event (one lost on the way, or sent before the
+    # follower joined the space's group): the database still says where this one stands.
+    await database_sync_to_async(InferenceRequest.objects.filter(pk=ahead.pk).update)(status=Status.CANCELLED)
+    assert await browser.recv() == {"type": "status", "status": "queued", "position": 1}
+    await browser.close()
     await app.close()
