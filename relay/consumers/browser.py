@@ -113,6 +113,8 @@ class RequestConsumer(JsonConsumer):
         self.status = ""
         self.position: int | None = None
         self.done = False
+        self.queue_group: str | None = None  # the space's group, joined only while the request is queued
+        self.in_queue_group = False
         self.queue_moves = 0  # space events seen: a position read across one of them may be stale
         session = self.scope.get("session")
         if session is None or session.session_key is None:
@@ -127,9 +129,7 @@ class RequestConsumer(JsonConsumer):
             await self._refuse()
             return
         state, space_id = opened
-        # Queue moves come on the space's group; one sent while this joins is repaired by the resync loop.
         self.queue_group = space_group(space_id)
-        await self.channel_layer.group_add(self.queue_group, self.channel_name)
         sweeper.ensure_running()  # a process with only browsers still times out and requeues
         await self._show(state)
         if not self.done:
@@ -149,9 +149,25 @@ class RequestConsumer(JsonConsumer):
         self.seq = state["seq"]
         self.status = state["status"]
         self.position = state["position"]
+        # The space is known only from the snapshot, so its group is joined after it: a queue move in
+        # between is repaired by the resync loop (the request's own events cannot be missed).
+        await self._watch_queue()
         await self.send_json({"type": "state", "request": state})
         if self.status not in (Status.QUEUED, Status.RUNNING):
             await self._finish()
+
+    async def _watch_queue(self) -> None:
+        """Be in the space's group exactly while the request is queued: only then do queue moves concern it."""
+        queued = self.status == Status.QUEUED and not self.done
+        if queued == self.in_queue_group or self.queue_group is None:
+            return
+        self.in_queue_group = queued  # before the await: a second caller meanwhile sees the new state
+        if queued:
+            await self.channel_layer.group_add(self.queue_group, self.channel_name)
+            if self.done:  # disconnected while joining: disconnect's discard may have come first
+                await self.channel_layer.group_discard(self.queue_group, self.channel_name)
+        else:
+            await self.channel_layer.group_discard(self.queue_group, self.channel_name)
 
     async def request_event(self, event: dict[str, Any]) -> None:
         """One change of the request: forward its frames, unless the snapshot covered it; resync on a gap."""
@@ -165,6 +181,7 @@ class RequestConsumer(JsonConsumer):
             if frame["type"] == "status":
                 self.status = frame["status"]
                 self.position = frame.get("position")
+                await self._watch_queue()  # running: leave the queue's group; requeued: join it again
             await self.send_json(frame)
         if event["final"]:
             await self._finish()
@@ -217,7 +234,7 @@ class RequestConsumer(JsonConsumer):
             task.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
-        if getattr(self, "queue_group", None) is not None:
+        if getattr(self, "in_queue_group", False) and self.queue_group is not None:
             await self.channel_layer.group_discard(self.queue_group, self.channel_name)
 
 

@@ -11,7 +11,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from relay import queue
 from relay.consumers import browser as browser_consumers
 from relay.events import publish
-from relay.models import InferenceRequest, Status, request_group
+from relay.models import InferenceRequest, Status, request_group, space_group
 from tests.relay.conftest import ORIGIN, Peer, follow, register, session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -206,6 +206,53 @@ async def test_it_refuses_stale_and_anonymous_sessions_with_4403(
         await peer.close()
     assert await members(layer, request_group(req.id)) == set(), "a refused socket leaves no group behind"
     await app.close()
+
+
+async def test_a_queued_follower_watches_the_queue_until_its_request_runs(
+    make_space: Any, alice: Any, bob: Any, layer: Any
+) -> None:
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    running = await submit(space, bob, "running")
+    ahead = await submit(space, bob, "ahead")
+    mine = await submit(space, alice, "mine")
+    browser = await follow(mine.id, alice)
+    assert (await browser.recv())["request"]["position"] == 2
+    following = await members(layer, request_group(mine.id))
+    assert len(following) == 1
+    assert await members(layer, space_group(space.pk)) == following, "queued: it hears the queue move"
+    assert (await app.recv())["id"] == str(running.id)
+    await app.send({"type": "result", "id": str(running.id)})
+    assert (await app.recv())["id"] == str(ahead.id)
+    assert await browser.recv_type("status") == {"type": "status", "status": "queued", "position": 1}
+    await app.send({"type": "result", "id": str(ahead.id)})
+    assert (await app.recv())["id"] == str(mine.id)
+    assert await browser.recv_type("status") == {"type": "status", "status": "running", "attempt": 1}
+    assert await members(layer, space_group(space.pk)) == set(), "running: queue moves no longer concern it"
+    assert await members(layer, request_group(mine.id)) == following
+    await app.send({"type": "result", "id": str(mine.id), "outputs": {"text": "done"}})
+    assert await browser.recv_type("result")
+    assert await browser.closed() == 1000
+    await browser.close()
+    assert await members(layer, request_group(mine.id)) == set()
+    await app.close()
+
+
+async def test_a_running_follower_stays_out_of_the_queue_until_a_requeue(
+    make_space: Any, alice: Any, bob: Any, layer: Any
+) -> None:
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    mine = await submit(space, alice)
+    assert (await app.recv())["id"] == str(mine.id)
+    browser = await follow(mine.id, alice)
+    assert (await browser.recv())["request"]["status"] == "running"
+    assert await members(layer, space_group(space.pk)) == set()
+    await app.close()  # the app went away: the request goes back to the head of the queue
+    assert await browser.recv_type("status") == {"type": "status", "status": "queued", "position": 1, "attempt": 1}
+    assert await members(layer, space_group(space.pk)) == await members(layer, request_group(mine.id))
+    await browser.close()
+    assert await members(layer, space_group(space.pk)) == set()
 
 
 async def test_the_resync_repairs_a_queue_move_it_did_not_hear(
