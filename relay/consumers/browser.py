@@ -11,7 +11,7 @@ from django.contrib import auth
 from django.contrib.sessions.backends.base import SessionBase
 
 from relay import queue, sweeper
-from relay.db import db_call
+from relay.db import DispatchWithoutHop, db_call
 from relay.events import request_state
 from relay.models import InferenceRequest, Status, request_group, space_group
 from spaces.models import Space
@@ -21,7 +21,9 @@ log = logging.getLogger("relay.browser")
 RESYNC_SECONDS = 10.0  # a lost event is noticed at the latest this long after
 
 
-class JsonConsumer(AsyncWebsocketConsumer):
+class JsonConsumer(DispatchWithoutHop, AsyncWebsocketConsumer):
+    """A browser socket: JSON frames out; its database work goes through `db_call` only."""
+
     async def send_json(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))
 
@@ -238,7 +240,7 @@ class RequestConsumer(JsonConsumer):
             await self.channel_layer.group_discard(self.queue_group, self.channel_name)
 
 
-class NotFoundConsumer(AsyncWebsocketConsumer):
+class NotFoundConsumer(DispatchWithoutHop, AsyncWebsocketConsumer):
     """Any other WebSocket path: accepted only to be closed with 4404 (not an error in the logs)."""
 
     async def connect(self) -> None:

@@ -1,8 +1,8 @@
 """What one browser socket's connect costs the hub: database hops (thread handoffs) and queries.
 
 Each `database_sync_to_async` call is a hop to a worker thread and back; the profile of issue 7
-found the connect of `/ws/requests/<id>/` spending most of its time in three of them. A change
-that adds a hop or a query here must say why.
+found the connect of `/ws/requests/<id>/` spending most of its time in three of them, plus
+channels' own hop before every handler. A change that adds a hop or a query here must say why.
 """
 
 from collections.abc import Iterator
@@ -11,12 +11,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from asgiref.sync import SyncToAsync
+from channels.db import database_sync_to_async
 from django.db import connections
 from django.db.models import F
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from relay.events import Outcome, publish
 from relay.models import InferenceRequest, Status
 from tests.relay.conftest import ORIGIN, Peer, session_headers
 from tests.relay.helpers import connect_app, submit
@@ -28,22 +29,30 @@ Hop = tuple[str, list[str]]  # the function run on the worker thread, and the SQ
 
 @contextmanager
 def hops_counted() -> Iterator[list[Hop]]:
-    """Every database hop of this process while inside, with the statements each one ran."""
+    """Every hop of this process to a sync thread while inside, with the statements each one ran.
+
+    Database calls and plain `sync_to_async` ones alike (channels' own `close_old_connections`
+    before each handler is one): each costs a thread handoff and back.
+    """
     hops: list[Hop] = []
-    original = DatabaseSyncToAsync.thread_handler
+    original = SyncToAsync.thread_handler
 
-    def counted(self: DatabaseSyncToAsync, loop: Any, *args: Any, **kwargs: Any) -> Any:
-        # Runs on the worker thread, so the capture sees that thread's connection.
-        ctx = CaptureQueriesContext(connections["default"])
-        ctx.__enter__()
-        try:
-            return original(self, loop, *args, **kwargs)
-        finally:
-            ctx.__exit__(None, None, None)
-            sql = [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
-            hops.append((getattr(self.func, "__name__", repr(self.func)), sql))
+    def counted(self: SyncToAsync, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        statements: list[str] = []
 
-    with mock.patch.object(DatabaseSyncToAsync, "thread_handler", counted):
+        def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            if "SAVEPOINT" not in sql:  # bookkeeping, not a query
+                statements.append(sql)
+            return execute(sql, params, many, context)
+
+        # Runs on the sync thread, so the wrapper sees that thread's connection.
+        with connections["default"].execute_wrapper(record):
+            try:
+                return original(self, loop, *args, **kwargs)
+            finally:
+                hops.append((getattr(self.func, "__name__", repr(self.func)), statements))
+
+    with mock.patch.object(SyncToAsync, "thread_handler", counted):
         yield hops
 
 
@@ -111,3 +120,16 @@ async def test_watching_a_space_logged_in_takes_one_hop(make_space: Any, alice: 
     first, hops = await connect_cost("/ws/spaces/echo/", await session_headers(alice))
     assert first == {"type": "space", "connected": False, "queue_size": 0}
     assert [name for name, _ in hops] == ["_space_status"], "the space's status is public: no user lookup"
+
+
+async def test_an_event_reaches_a_follower_without_a_hop(make_space: Any, alice: Any) -> None:
+    _, running = await database_sync_to_async(queued_and_running)(make_space, alice)
+    peer = await Peer(f"/ws/requests/{running.id}/", await session_headers(alice)).connect()
+    seq = (await peer.recv())["request"]["seq"]
+    outcome = Outcome()
+    outcome.to_request(InferenceRequest(id=running.id, seq=seq + 1), [{"type": "partial", "text": "hi"}])
+    with hops_counted() as hops:
+        await publish(outcome)
+        assert await peer.recv() == {"type": "partial", "text": "hi"}
+    await peer.close()
+    assert hops == []  # no per-handler close_old_connections: the consumer's database work is in db_call
