@@ -92,7 +92,7 @@ def prepare(env: dict[str, str], spaces: int, users: int) -> dict[str, Any]:
 
 
 class Daphne:
-    """One daphne process on a free loopback port, started like the Procfile's `web` line."""
+    """One hub process on a free loopback port, started like the Procfile's `web` line (python -m spacehub.serve)."""
 
     def __init__(self, env: dict[str, str], log_path: Path, settings: str = "bench.settings_bench") -> None:
         self.port = free_port()
@@ -122,7 +122,9 @@ class Daphne:
         with open(self.log_path, "ab") as log:
             self.proc = spawn(
                 [
-                    str(BIN / "daphne"),
+                    str(BIN / "python"),
+                    "-m",
+                    "spacehub.serve",
                     "-b",
                     "127.0.0.1",
                     "-p",

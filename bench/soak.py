@@ -536,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
             procs.append(
                 subprocess.Popen(
                     [
-                        str(Path(sys.executable).parent / "daphne"),
+                        sys.executable,
+                        *("-m", "spacehub.serve"),
                         *("-b", "127.0.0.1", "-p", str(port)),
                         *("--ping-interval", "20", "--ping-timeout", "30", "--websocket_timeout", "-1"),
                         "spacehub.asgi:application",
