@@ -6,7 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from relay import queue
-from relay.events import publish
+from relay.consumers.browser import SETTLE_SECONDS
+from relay.events import Outcome, publish
 from tests.relay.conftest import ORIGIN, Peer, register
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +23,7 @@ async def test_it_shows_the_app_and_the_queue_live(make_space: Any, alice: Any) 
         await publish(await database_sync_to_async(queue.enqueue)(space, alice, {"prompt": prompt}))
     await app.recv_type("request")
     frames = []
-    while not await watcher.nothing(0.5):
+    while not await watcher.nothing(SETTLE_SECONDS + 0.5):  # events, then the database's last word
         frames.append(await watcher.recv())
     assert frames, "the watcher heard of the submissions"
     assert all(f["connected"] for f in frames)
@@ -33,6 +34,26 @@ async def test_it_shows_the_app_and_the_queue_live(make_space: Any, alice: Any) 
         frame = await watcher.recv()
     assert frame == {"type": "space", "connected": False, "queue_size": 2}, "the running one went back to the queue"
     await watcher.close()
+
+
+async def test_a_stale_event_is_corrected_from_the_database(make_space: Any, alice: Any) -> None:
+    """Two senders may publish in the other order than they committed: the database has the last word."""
+    space, token = await database_sync_to_async(make_space)("Echo")
+    app, _ = await register("Echo", token)
+    watchers = [await Peer("/ws/spaces/echo/", [ORIGIN]).connect() for _ in range(2)]
+    for watcher in watchers:
+        assert await watcher.recv() == {"type": "space", "connected": True, "queue_size": 0}
+        assert await watcher.nothing(SETTLE_SECONDS + 0.3), "the re-read after joining changes nothing"
+    stale = Outcome()
+    stale.to_space(space.pk, {"connected": True, "queue_size": 7, "queued_ids": None})
+    await publish(stale)
+    for watcher in watchers:
+        assert await watcher.recv() == {"type": "space", "connected": True, "queue_size": 7}
+    for watcher in watchers:
+        assert await watcher.recv(SETTLE_SECONDS + 2) == {"type": "space", "connected": True, "queue_size": 0}
+        assert await watcher.nothing(SETTLE_SECONDS + 0.3), "one re-read, then quiet"
+        await watcher.close()
+    await app.close()
 
 
 async def test_it_closes_4404_for_an_unknown_or_inactive_space(make_space: Any) -> None:
