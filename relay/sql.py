@@ -19,9 +19,10 @@ from django.utils.dateparse import parse_datetime
 from relay.models import AppLease, InferenceRequest, Status
 from spaces.models import Space
 
-REQUESTS = InferenceRequest._meta.db_table
-LEASES = AppLease._meta.db_table
-SPACES = Space._meta.db_table
+_quote = connection.ops.quote_name
+REQUESTS = _quote(InferenceRequest._meta.db_table)
+LEASES = _quote(AppLease._meta.db_table)
+SPACES = _quote(Space._meta.db_table)
 
 _field = InferenceRequest._meta.get_field
 
