@@ -150,7 +150,7 @@ def claim_next(space: Space, connection_id: str) -> Outcome:
             if queued and holds_lease:
                 continue  # the head was cancelled or claimed meanwhile: try the next one
             return Outcome()
-        request_id, attempt, seq, inputs, user_id, created_at = row
+        request_id, attempt, seq, inputs, user_id, created_at, still_queued = row
         req = InferenceRequest(
             id=sql.to_uuid(request_id),
             space=space,
@@ -168,8 +168,8 @@ def claim_next(space: Space, connection_id: str) -> Outcome:
         outcome = Outcome(request=req)
         outcome.to_request(req, [{"type": "status", "status": "running", "attempt": attempt}])
         _log("request.dispatched", id=req.id, space=space.name, attempt=attempt, conn=connection_id)
-        ids = sql.queued_ids(space.pk, QUEUED_IDS_IN_STATUS)
-        size = len(ids) if len(ids) < QUEUED_IDS_IN_STATUS else queue_size(space.pk)
+        ids = sql.queued_ids(space.pk, QUEUED_IDS_IN_STATUS) if still_queued else []
+        size = len(ids) if len(ids) < QUEUED_IDS_IN_STATUS else int(still_queued)
         outcome.to_space(space.pk, {"connected": True, "queue_size": size, "queued_ids": ids})
         return outcome
     return Outcome()

@@ -95,8 +95,10 @@ def insert(req: InferenceRequest) -> None:
 def claim(space_id: int, connection_id: str, now: datetime, deadline: datetime) -> tuple[Any, ...] | None:
     """Mark the head of the space's queue running for this connection, if it holds the space's lease.
 
-    Returns (id, attempt, seq, inputs, user_id, created_at), or None when nothing was claimed. The
-    status test in the outer WHERE makes a racing claim or cancel of the same row lose cleanly.
+    Returns (id, attempt, seq, inputs, user_id, created_at, queued after it), or None when nothing
+    was claimed. The status test in the outer WHERE makes a racing claim or cancel of the same row
+    lose cleanly. The count excludes the claimed row by id, so it means the same whether the
+    database evaluates it before the update (PostgreSQL) or after (SQLite).
     """
     return _one(
         f"UPDATE {REQUESTS} SET status = %s, connection_id = %s, attempt = attempt + 1, started_at = %s,"
@@ -106,7 +108,9 @@ def claim(space_id: int, connection_id: str, now: datetime, deadline: datetime) 
         " AND status = %s"
         f" AND EXISTS (SELECT 1 FROM {LEASES} WHERE space_id = %s AND connection_id = %s"
         "              AND released_at IS NULL AND expires_at > %s)"
-        " RETURNING id, attempt, seq, inputs, user_id, created_at",
+        " RETURNING id, attempt, seq, inputs, user_id, created_at,"
+        f" (SELECT COUNT(*) FROM {REQUESTS} AS others WHERE others.space_id = {REQUESTS}.space_id"
+        f"  AND others.status = %s AND others.id <> {REQUESTS}.id)",
         [
             Status.RUNNING,
             connection_id,
@@ -118,6 +122,7 @@ def claim(space_id: int, connection_id: str, now: datetime, deadline: datetime) 
             space_id,
             connection_id,
             when(now),
+            Status.QUEUED,
         ],
     )
 

@@ -30,14 +30,28 @@ def test_enqueue_takes_three_queries(echo: Any, alice: Any) -> None:
     assert len(real(ctx)) == 3, real(ctx)
 
 
-def test_claim_takes_two_queries(echo: Any, alice: Any) -> None:
+def test_claim_takes_one_query_when_nothing_else_waits(echo: Any, alice: Any) -> None:
     queue.enqueue(echo, alice, {"prompt": "x"})
     with CaptureQueriesContext(connection) as ctx:
         outcome = queue.claim_next(echo, "conn-1")
         files.request_inputs(outcome.request, "http://hub")
-    # the conditional UPDATE of the head (lease checked inside, the frame's fields returned), the queue's order
+    # the conditional UPDATE of the head (lease checked inside; the frame's fields and the count of
+    # what still waits returned)
     assert outcome.won
+    assert len(real(ctx)) == 1, real(ctx)
+    (_group, event) = next(e for e in outcome.group_events if e[1]["type"] == "space.status")
+    assert (event["queue_size"], event["queued_ids"]) == (0, [])
+
+
+def test_claim_takes_two_queries_when_others_wait(echo: Any, alice: Any, bob: Any) -> None:
+    queue.enqueue(echo, alice, {"prompt": "x"})
+    second = queue.enqueue(echo, bob, {"prompt": "y"}).request
+    with CaptureQueriesContext(connection) as ctx:
+        outcome = queue.claim_next(echo, "conn-1")
+    # the UPDATE, then the queue's order for the positions of those still waiting
     assert len(real(ctx)) == 2, real(ctx)
+    (_group, event) = next(e for e in outcome.group_events if e[1]["type"] == "space.status")
+    assert (event["queue_size"], event["queued_ids"]) == (1, [str(second.id)])
 
 
 def test_a_claim_of_an_empty_queue_takes_two_queries(echo: Any) -> None:
