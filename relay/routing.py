@@ -4,7 +4,8 @@ from channels.sessions import SessionMiddlewareStack
 from django.urls import path, re_path
 
 from relay.consumers.app import AppConsumer
-from relay.consumers.browser import NotFoundConsumer, RequestConsumer, SpaceConsumer
+from relay.consumers.browser import NotFoundConsumer, RequestConsumer
+from relay.consumers.space import SpaceConsumer
 
 browser_urlpatterns = [
     path("ws/spaces/<slug:slug>/", SpaceConsumer.as_asgi()),

@@ -1,4 +1,4 @@
-"""Browser sockets: a space's live status, and one request's stream."""
+"""Browser sockets: the JSON base, one request's stream, and the 4404 for unknown paths (the space status: space.py)."""
 
 import asyncio
 import json
@@ -14,7 +14,6 @@ from relay import queue, sweeper
 from relay.db import DispatchWithoutHop, db_call
 from relay.events import request_state
 from relay.models import InferenceRequest, Status, request_group, space_group
-from spaces.models import Space
 
 log = logging.getLogger("relay.browser")
 
@@ -31,88 +30,6 @@ class JsonConsumer(DispatchWithoutHop, AsyncWebsocketConsumer):
         """Browsers only listen; a ping gets a pong, anything else is ignored."""
         if text_data and len(text_data) < 100 and '"ping"' in text_data:
             await self.send_json({"type": "pong"})
-
-
-@db_call
-def _space_status(slug: str) -> tuple[int, dict[str, Any]] | None:
-    space_id = Space.objects.active().filter(slug=slug).values_list("id", flat=True).first()
-    if space_id is None:
-        return None
-    return space_id, queue.space_status(space_id)
-
-
-SETTLE_SECONDS = 0.5  # a stale or missed queue event is corrected at the latest this long after
-
-# This process's space watchers, and at most one pending re-read per space (see SpaceConsumer).
-_watchers: dict[int, set["SpaceConsumer"]] = {}
-_settling: dict[int, asyncio.Task[None]] = {}
-
-
-def _settle_soon(space_id: int) -> None:
-    task = _settling.get(space_id)
-    loop = asyncio.get_running_loop()
-    if task is None or task.done() or task.get_loop() is not loop:
-        _settling[space_id] = loop.create_task(_settle(space_id))
-
-
-async def _settle(space_id: int) -> None:
-    await asyncio.sleep(SETTLE_SECONDS)
-    if _settling.get(space_id) is asyncio.current_task():
-        del _settling[space_id]  # an event from here on asks for another re-read
-    try:
-        status = await db_call(queue.space_status)(space_id)
-    except Exception:
-        log.exception("could not re-read the status of space %s", space_id)
-        return
-    for watcher in list(_watchers.get(space_id, ())):
-        try:
-            await watcher._show(status)
-        except Exception:
-            log.exception("could not update a watcher of space %s", space_id)
-
-
-class SpaceConsumer(JsonConsumer):
-    """`/ws/spaces/<slug>/`: `{"type": "space", "connected", "queue_size"}` on connect and on every change.
-
-    Events carry the status their sender computed; two senders (a submit, a claim on another process)
-    may publish in the other order than they committed, and one may pass while this socket joins the
-    group. So every event also asks for one re-read of the database, shared by this process's watchers
-    of the space and coalesced over SETTLE_SECONDS: the last word is the database's, at one query per
-    space and process however many watch it.
-    """
-
-    async def connect(self) -> None:
-        await self.accept()
-        found = await _space_status(self.scope["url_route"]["kwargs"]["slug"])
-        if found is None:
-            await self.close(code=4404)
-            return
-        self.space_id, status = found
-        self.group = space_group(self.space_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        _watchers.setdefault(self.space_id, set()).add(self)
-        sweeper.ensure_running()
-        self.last: tuple[bool, int] | None = None
-        await self._show(status)
-        _settle_soon(self.space_id)  # an event sent between the read and the join is not lost
-
-    async def space_status(self, event: dict[str, Any]) -> None:
-        await self._show(event)
-        _settle_soon(self.space_id)
-
-    async def _show(self, status: dict[str, Any]) -> None:
-        current = (bool(status["connected"]), int(status["queue_size"]))
-        if current != self.last:
-            self.last = current
-            await self.send_json({"type": "space", "connected": current[0], "queue_size": current[1]})
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            watchers = _watchers.get(self.space_id, set())
-            watchers.discard(self)
-            if not watchers:
-                _watchers.pop(self.space_id, None)
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
 
 @db_call

@@ -85,3 +85,11 @@ async def follow(request_id: Any, user: Any) -> Peer:
 @pytest.fixture
 async def layer() -> AsyncIterator[Any]:
     yield get_channel_layer()
+
+
+async def members(layer: Any, group: str) -> set[str]:
+    """The channels in a group of the layer the consumers use (Redis here; in-memory without services)."""
+    if hasattr(layer, "groups"):
+        return set(layer.groups.get(group, {}))
+    connection = layer.connection(layer.consistent_hash(group))
+    return {name.decode() for name in await connection.zrange(layer._group_key(group), 0, -1)}

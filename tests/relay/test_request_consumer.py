@@ -12,7 +12,7 @@ from relay import queue
 from relay.consumers import browser as browser_consumers
 from relay.events import publish
 from relay.models import InferenceRequest, Status, request_group, space_group
-from tests.relay.conftest import ORIGIN, Peer, follow, register, session_headers
+from tests.relay.conftest import ORIGIN, Peer, follow, members, register, session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -160,14 +160,6 @@ async def test_it_tells_a_queued_request_its_new_position(make_space: Any, alice
     assert (await app.recv())["id"] == str(ahead.id)
     assert await browser.recv_type("status") == {"type": "status", "status": "queued", "position": 1}
     await app.close()
-
-
-async def members(layer: Any, group: str) -> set[str]:
-    """The channels in a group of the layer the consumers use (Redis here; in-memory without services)."""
-    if hasattr(layer, "groups"):
-        return set(layer.groups.get(group, {}))
-    connection = layer.connection(layer.consistent_hash(group))
-    return {name.decode() for name in await connection.zrange(layer._group_key(group), 0, -1)}
 
 
 @database_sync_to_async

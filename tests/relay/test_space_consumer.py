@@ -6,9 +6,10 @@ import pytest
 from channels.db import database_sync_to_async
 
 from relay import queue
-from relay.consumers.browser import SETTLE_SECONDS
+from relay.consumers.space import SETTLE_SECONDS
 from relay.events import Outcome, publish
-from tests.relay.conftest import ORIGIN, Peer, register
+from relay.models import space_group
+from tests.relay.conftest import ORIGIN, Peer, members, register
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,6 +54,25 @@ async def test_a_stale_event_is_corrected_from_the_database(make_space: Any, ali
         assert await watcher.recv(SETTLE_SECONDS + 2) == {"type": "space", "connected": True, "queue_size": 0}
         assert await watcher.nothing(SETTLE_SECONDS + 0.3), "one re-read, then quiet"
         await watcher.close()
+    await app.close()
+
+
+async def test_one_watcher_per_process_joins_the_group_for_all_and_hands_it_on(make_space: Any, layer: Any) -> None:
+    space, token = await database_sync_to_async(make_space)("Echo")
+    watchers = [await Peer("/ws/spaces/echo/", [ORIGIN]).connect() for _ in range(3)]
+    for watcher in watchers:
+        assert await watcher.recv() == {"type": "space", "connected": False, "queue_size": 0}
+    first = await members(layer, space_group(space.pk))
+    assert len(first) == 1, "one message per process, whatever the number of its watchers"
+    await watchers[0].close()
+    then = await members(layer, space_group(space.pk))
+    assert len(then) == 1 and then != first, "the membership went to a watcher still open"
+    app, _ = await register("Echo", token)
+    for watcher in watchers[1:]:
+        # The event, not the re-read: it comes well before SETTLE_SECONDS.
+        assert await watcher.recv(SETTLE_SECONDS / 2) == {"type": "space", "connected": True, "queue_size": 0}
+        await watcher.close()
+    assert await members(layer, space_group(space.pk)) == set(), "the last one out leaves the group"
     await app.close()
 
 
