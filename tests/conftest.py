@@ -1,5 +1,6 @@
 """Shared fixtures: personas (alice submits, bob is another user, staff sees all), spaces, live hubs."""
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,26 @@ def _clear_prefixed(cache: Any) -> None:
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def fresh_connection_pool_after_async_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give back the pool connections an in-process consumer test left in its event loop's threads.
+
+    channels' test communicators patch `channels.db.close_old_connections` to a no-op while they
+    wait (so that TestCase transactions survive), so `database_sync_to_async` calls made meanwhile
+    keep their pooled connection in a worker thread of the test's event loop, which ends with the
+    test. In the hub nothing patches it; here the pool would run dry after some dozens of tests.
+    """
+    yield
+    if not inspect.iscoroutinefunction(getattr(request, "function", None)):
+        return
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if getattr(conn, "pool", None) is not None:
+            conn.close()
+            conn.close_pool()  # the next connect opens a fresh pool; the stranded ones close with their threads
 
 
 @pytest.fixture(autouse=True)

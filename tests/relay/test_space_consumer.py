@@ -59,9 +59,10 @@ async def test_a_stale_event_is_corrected_from_the_database(make_space: Any, ali
 
 async def test_one_watcher_per_process_joins_the_group_for_all_and_hands_it_on(make_space: Any, layer: Any) -> None:
     space, token = await database_sync_to_async(make_space)("Echo")
-    watchers = [await Peer("/ws/spaces/echo/", [ORIGIN]).connect() for _ in range(3)]
-    for watcher in watchers:
-        assert await watcher.recv() == {"type": "space", "connected": False, "queue_size": 0}
+    watchers = []
+    for _ in range(3):  # one after the other: the first to show its status is the group's member
+        watchers.append(await Peer("/ws/spaces/echo/", [ORIGIN]).connect())
+        assert await watchers[-1].recv() == {"type": "space", "connected": False, "queue_size": 0}
     first = await members(layer, space_group(space.pk))
     assert len(first) == 1, "one message per process, whatever the number of its watchers"
     await watchers[0].close()
