@@ -54,21 +54,24 @@ def _window_key(key: str, window: int) -> str:
     return f"{prefix}:ratelimit:{key}:{int(time.time() // window)}"
 
 
-def hit(key: str, limit: int, window: int = 60) -> bool:
-    """Count one event against `key` (shared by every process); False past the limit."""
-    bucket = _window_key(key, window)
+def _count(bucket: str, window: int) -> int:
+    """Add one to a window's counter (shared by every process) and return the new count."""
     if getattr(settings, "REDIS_URL", ""):
         pipe = _redis().pipeline()
         pipe.incr(bucket)
         pipe.expire(bucket, window * 2)
-        count = pipe.execute()[0]
-        return int(count) <= limit
+        return int(pipe.execute()[0])
     cache.add(bucket, 0, timeout=window * 2)
     try:
-        return cache.incr(bucket) <= limit
+        return int(cache.incr(bucket))
     except ValueError:  # expired between add and incr
         cache.add(bucket, 1, timeout=window * 2)
-        return True
+        return 1
+
+
+def hit(key: str, limit: int, window: int = 60) -> bool:
+    """Count one event against `key` (shared by every process); False past the limit."""
+    return _count(_window_key(key, window), window) <= limit
 
 
 def reserve(key: str, limit: int, window: int = 60) -> str | None:
@@ -78,19 +81,7 @@ def reserve(key: str, limit: int, window: int = 60) -> str | None:
     limit is used up (then nothing stays counted).
     """
     bucket = _window_key(key, window)
-    if getattr(settings, "REDIS_URL", ""):
-        pipe = _redis().pipeline()
-        pipe.incr(bucket)
-        pipe.expire(bucket, window * 2)
-        count = int(pipe.execute()[0])
-    else:
-        cache.add(bucket, 0, timeout=window * 2)
-        try:
-            count = cache.incr(bucket)
-        except ValueError:  # expired between add and incr
-            cache.add(bucket, 1, timeout=window * 2)
-            count = 1
-    if count > limit:
+    if _count(bucket, window) > limit:
         release(bucket)
         return None
     return bucket
